@@ -1,0 +1,5 @@
+"""`python -m nnreport` runs the command line."""
+
+from nnreport.cli import main
+
+raise SystemExit(main())

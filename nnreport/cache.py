@@ -1,0 +1,105 @@
+"""Result cache keyed by fingerprints of analysis, config, weights, inputs, data and versions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nnreport import codec
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from nnreport.datasets import Dataset
+
+
+def cache_root() -> Path:
+    """$NNREPORT_CACHE_DIR, else $XDG_CACHE_HOME/nnreport, else ~/.cache/nnreport."""
+    if os.environ.get("NNREPORT_CACHE_DIR"):
+        return Path(os.environ["NNREPORT_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "nnreport"
+
+
+def digest(parts: Iterable[bytes | str]) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
+
+
+def tensor_bytes(t: torch.Tensor) -> bytes:
+    return t.detach().cpu().contiguous().view(-1).view(dtype=__import__("torch").uint8).numpy().tobytes()
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """Architecture (repr) plus every parameter and buffer's name, dtype, shape and bytes."""
+    parts: list[bytes | str] = [type(model).__qualname__, repr(model)]
+    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+        parts += [name, str(t.dtype), str(tuple(t.shape)), tensor_bytes(t)]
+    return digest(parts)
+
+
+def tensors_fingerprint(tensors: Iterable[torch.Tensor]) -> str:
+    return digest(p for t in tensors for p in (str(t.dtype), str(tuple(t.shape)), tensor_bytes(t)))
+
+
+def dataset_fingerprint(data: Dataset | None) -> str:
+    if data is None:
+        return "none"
+    tree, arrays = codec.encode(data)
+    return digest([json.dumps(tree, sort_keys=True)] + [k.encode() + np.ascontiguousarray(arrays[k]).tobytes() for k in sorted(arrays)])
+
+
+class ResultCache:
+    """Stores each result as JSON + npz under <root>/results/<fingerprint>/."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or cache_root()
+
+    def _dir(self, fingerprint: str) -> Path:
+        return self.root / "results" / fingerprint[:2] / fingerprint
+
+    def scratch(self, fingerprint: str) -> Path:
+        """A folder for an analysis's checkpoints, so that an interrupted run can resume."""
+        path = self.root / "scratch" / fingerprint
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def get(self, fingerprint: str, result_type: type) -> tuple[Any, float | None] | None:
+        folder = self._dir(fingerprint)
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+            npz = folder / "result.npz"
+            result = codec.from_files(result_type, (folder / "result.json").read_text(), npz.read_bytes() if npz.exists() else None)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return result, meta.get("seconds")
+
+    def put(self, fingerprint: str, result: Any, seconds: float) -> None:
+        """Write atomically: a half-written entry is never visible."""
+        folder = self._dir(fingerprint)
+        if folder.exists():
+            return
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
+        try:
+            text, npz = codec.to_files(result)
+            (tmp / "result.json").write_text(text)
+            (tmp / "result.npz").write_bytes(npz)
+            (tmp / "meta.json").write_text(json.dumps({"seconds": seconds}))
+            os.replace(tmp, folder)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(self.root / "scratch" / fingerprint, ignore_errors=True)

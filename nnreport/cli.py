@@ -1,0 +1,216 @@
+"""The command line (argparse). No analysis logic here, and no torch import until a command needs it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from nnreport import __version__
+from nnreport.errors import NNReportError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_ANALYSES_FAILED = 3  # the report was written, but at least one analysis failed (its page shows why)
+EXIT_INTERRUPTED = 130
+
+EPILOG = """exit status: 0 report written; 1 failure (nothing written over an existing report);
+2 usage error; 3 report written but some analyses failed (their pages show the error); 130 interrupted.
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"nnreport: error: {message} (see '{self.prog} --help')\n")
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def _add_site_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--theme", help="light (default), dark or paper")
+    p.add_argument("--single-file", action="store_true", default=None,
+                   help="write one self-contained report.html (plus summary.md) instead of a multi-page site")
+    p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+
+
+def _add_inspect_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE.toml", help="report options and [analyses.NAME] tables")
+    p.add_argument("--preset", choices=("quick", "standard", "thorough"), help="how much to compute (default standard)")
+    p.add_argument("--only", type=_csv, metavar="A,B", help="run only these analyses (and what they need)")
+    p.add_argument("--skip", type=_csv, metavar="A,B", help="do not run these analyses")
+    p.add_argument("--seed", type=int, help="seed for every random choice (default 0)")
+    p.add_argument("--no-cache", action="store_true", help="recompute every analysis instead of reusing cached results")
+    p.add_argument("--no-timings", action="store_true",
+                   help="leave analysis run times off the report (cold builds then compare byte-identical)")
+    p.add_argument("--title", help="the report's title")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="nnreport", description="Turn a PyTorch model into a self-contained, offline HTML report.",
+                    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"nnreport {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    b = sub.add_parser("build", help="inspect a model and write its report", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("model", metavar="MODEL", help="file.py:callable, package.module:callable, model.pt2, "
+                   "a TorchScript archive, or weights.pt with --factory")
+    b.add_argument("--data", metavar="DATA", help="built-in name (digits, shapes, moons, circles, xor, spiral, gauss, "
+                   "iris, cars), data.npz, data.pt, an image folder, or file.py:callable")
+    b.add_argument("--input-shape", metavar="SHAPE", help="synthetic inputs without data, e.g. 1,3,32,32 (several: 1,3;1,5)")
+    b.add_argument("--factory", metavar="FILE.py:callable", help="builds the module that a state-dict MODEL is loaded into")
+    b.add_argument("--unsafe-pickle", action="store_true", help="allow a fully pickled module (runs code from the file)")
+    b.add_argument("--out", default="nnreport-report", metavar="DIR", help="output folder (default ./nnreport-report)")
+    _add_inspect_options(b)
+    _add_site_options(b)
+
+    r = sub.add_parser("render", help="re-render a saved inspection (no recomputation, no torch)")
+    r.add_argument("bundle", metavar="BUNDLE_DIR", help="a report's inspection/ folder (or the report folder)")
+    r.add_argument("--out", required=True, metavar="DIR")
+    r.add_argument("--no-timings", action="store_true", help="leave analysis run times off the report")
+    _add_site_options(r)
+
+    d = sub.add_parser("demo", help="train the built-in digits CNN and build its full report")
+    d.add_argument("--out", default=None, metavar="DIR", help="output folder (default ./nnreport-demo)")
+    d.add_argument("--playground", action="store_true", help="instead: a small MLP on the 2-D spiral data")
+    _add_inspect_options(d)
+    _add_site_options(d)
+
+    sub.add_parser("list", help="list analyses, themes and built-in datasets")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from dataclasses import replace
+
+    from nnreport.config import ReportConfig, load_toml
+
+    config = load_toml(args.config) if getattr(args, "config", None) else ReportConfig()
+    overrides = {
+        "preset": args.preset, "seed": args.seed, "only": args.only, "skip": args.skip, "theme": args.theme,
+        "single_file": args.single_file, "title": args.title,
+    }
+    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    if args.no_cache:
+        config = replace(config, cache=False)
+    if args.no_timings:
+        config = replace(config, timings=False)
+    return config
+
+
+def _progress() -> Any:
+    from nnreport.progress import TerminalProgress
+
+    return TerminalProgress()
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from nnreport import api
+    from nnreport.loading import load_data, load_model
+
+    config = _config(args)
+    _check_theme(config.theme)
+    subject = load_model(args.model, factory=args.factory, unsafe_pickle=args.unsafe_pickle)
+    data = load_data(args.data, config.seed) if args.data else None
+    insp = api.inspect(subject, data, config, input_shape=args.input_shape, progress=_progress(), model_spec=args.model)
+    return _write(insp, args.out, config)
+
+
+def _check_theme(name: str) -> None:
+    from nnreport.site.themes import load_theme
+
+    load_theme(name)  # fail before the long computation, not after
+
+
+def _write(insp: Any, out: str, config: Any) -> int:
+    from nnreport.api import render
+
+    path = render(insp, out, theme=config.theme, single_file=config.single_file, timings=config.timings)
+    entry = path / ("report.html" if config.single_file else "index.html")
+    failed = insp.failed
+    print(f"nnreport: wrote {entry}", file=sys.stderr)
+    if failed:
+        names = ", ".join(r.name for r in failed)
+        print(f"nnreport: {len(failed)} analysis(es) failed ({names}); their pages show the errors", file=sys.stderr)
+        return EXIT_ANALYSES_FAILED
+    return EXIT_OK
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from nnreport.api import render
+    from nnreport.inspection import Inspection
+
+    insp = Inspection.load(args.bundle)
+    theme = args.theme or "light"
+    path = render(insp, args.out, theme=theme, single_file=bool(args.single_file), timings=not args.no_timings)
+    print(f"nnreport: wrote {path / ('report.html' if args.single_file else 'index.html')}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from nnreport import api
+    from nnreport.demo import demo_subject
+
+    config = _config(args)
+    _check_theme(config.theme)
+    subject, data, name = demo_subject(playground=args.playground, seed=config.seed, progress=_progress())
+    insp = api.inspect(subject, data, config, progress=_progress(), model_spec=f"nnreport demo ({name})")
+    return _write(insp, args.out or ("nnreport-playground" if args.playground else "nnreport-demo"), config)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from nnreport.analyses import ordered
+    from nnreport.datasets import BUILTIN_DESCRIPTIONS
+    from nnreport.site.themes import load_theme, theme_names
+
+    print("analyses:")
+    for a in ordered():
+        print(f"  {a.name:<14} {a.title}")
+    print("themes:")
+    for t in theme_names():
+        print(f"  {t:<14} {load_theme(t).description}")
+    print("built-in data:")
+    for n, text in sorted(BUILTIN_DESCRIPTIONS.items()):
+        print(f"  {n:<14} {text}")
+    return EXIT_OK
+
+
+COMMANDS = {"build": cmd_build, "render": cmd_render, "demo": cmd_demo, "list": cmd_list}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    if args.command == "list":
+        import nnreport.datasets  # noqa: F401  (registers the built-in data)
+    debug = getattr(args, "debug", False) or bool(os.environ.get("NNREPORT_DEBUG"))
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("nnreport: interrupted; any existing report was left as it was", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except NNReportError as exc:
+        if debug:
+            raise
+        print(f"nnreport: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:  # anything else is a bug or an environment problem; keep it to one line
+        if debug:
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"nnreport: error: {type(exc).__name__}: {first} (run with --debug for the traceback)", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""The context an analysis runs in: the model, its inputs and data, the seed, progress and earlier results."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nnreport.config import ReportConfig
+from nnreport.datasets import Dataset
+from nnreport.errors import Skipped
+from nnreport.progress import ProgressFn, StageReporter, silent
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+@dataclass
+class Context:
+    """Read-only view of the subject for analyses. Changes to `model` must go through `nnreport.scoped`."""
+
+    model: nn.Module
+    example_inputs: tuple[torch.Tensor, ...]
+    data: Dataset | None = None
+    class_names: tuple[str, ...] | None = None
+    config: ReportConfig = field(default_factory=ReportConfig)
+    progress: ProgressFn = silent
+    results: dict[str, Any] = field(default_factory=dict)
+    scratch: Path | None = None
+    stage_name: str = ""
+
+    def stage(self, name: str | None = None) -> StageReporter:
+        return StageReporter(name or self.stage_name, self.progress)
+
+    def rng(self, salt: str) -> np.random.Generator:
+        """A numpy generator seeded by the report seed and `salt` (so analyses don't share streams)."""
+        return np.random.default_rng([self.config.seed, _salt(salt)])
+
+    def generator(self, salt: str) -> torch.Generator:
+        import torch
+
+        return torch.Generator().manual_seed(self.config.seed * 1_000_003 + _salt(salt) % 1_000_003)
+
+    @property
+    def single_input(self) -> bool:
+        return len(self.example_inputs) == 1
+
+    def require_data(self, why: str = "it needs data") -> Dataset:
+        if self.data is None:
+            raise Skipped(f"no data was given ({why}); pass --data, e.g. --data digits")
+        if not self.single_input:
+            raise Skipped("the model takes several inputs; data sets feed single-input models only")
+        return self.data
+
+    def require_labels(self, why: str = "it needs labelled data") -> Dataset:
+        data = self.require_data(why)
+        if not data.has_labels:
+            raise Skipped(f"the data has no labels ({why})")
+        return data
+
+    def samples(self, n: int, split: str = "test") -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The first `n` inputs (and labels) of a split as tensors; deterministic."""
+        import torch
+
+        data = self.require_data()
+        x = data.x_test if split == "test" else data.x_train
+        y = data.y_test if split == "test" else data.y_train
+        n = min(n, len(x), self.config.max_samples if split == "test" else len(x))
+        xt = torch.from_numpy(np.ascontiguousarray(x[:n]))
+        return xt, (torch.from_numpy(np.ascontiguousarray(y[:n])) if y is not None else None)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """Run the model and return its primary output tensor (see `primary_output`)."""
+        return primary_output(self.model(*inputs))
+
+
+def primary_output(out: Any) -> torch.Tensor:
+    """The tensor an analysis explains: the output itself, the first tensor of a tuple/list, or the
+    first value of a dict (in insertion order)."""
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, dict):
+        values = list(out.values())
+    elif isinstance(out, (tuple, list)):
+        values = list(out)
+    else:
+        values = [getattr(out, k) for k in getattr(out, "_fields", [])]  # namedtuple-like
+    for v in values:
+        try:
+            return primary_output(v)
+        except TypeError:
+            continue
+    raise TypeError(f"the model's output ({type(out).__name__}) holds no tensor")
+
+
+def _salt(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")

@@ -1,0 +1,27 @@
+"""Errors that reach the user as one line: what went wrong and how to fix it."""
+
+from __future__ import annotations
+
+
+class NNReportError(Exception):
+    """A failure the user can act on; the CLI prints it as one line and exits 1."""
+
+    exit_code = 1
+
+
+class UsageError(NNReportError):
+    """Bad command-line input (a spec, a path, an option); the CLI exits 2."""
+
+    exit_code = 2
+
+
+class SpecError(UsageError):
+    """A model or data spec that cannot be loaded."""
+
+
+class BundleError(NNReportError):
+    """An inspection bundle that cannot be read (missing, corrupt or from a newer nnreport)."""
+
+
+class Skipped(Exception):
+    """Raised by an analysis that does not apply to this model or data; the message says why."""

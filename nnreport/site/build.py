@@ -1,0 +1,231 @@
+"""Build the site: gather every page's context, render the templates, then write atomically."""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from nnreport import __version__
+from nnreport.errors import UsageError
+from nnreport.inspection import AnalysisRecord, Inspection
+from nnreport.resources import resource_dir
+from nnreport.site import formatting
+from nnreport.site.assets import Assets
+from nnreport.site.pages import PageSpec, load_pages
+from nnreport.site.themes import Theme, load_theme
+
+SINGLE_FILE_NAME = "report.html"
+MARKER = ".nnreport"  # marks a folder as an nnreport output, which a rebuild may replace
+
+
+@dataclass(frozen=True)
+class NavItem:
+    slug: str
+    title: str
+    status: str
+
+
+@dataclass(frozen=True)
+class SiteInfo:
+    """What every template sees besides its page context."""
+
+    title: str
+    nav: tuple[NavItem, ...]
+    current: str
+    theme: Theme
+    inspection: Inspection
+    version: str
+    single_file: bool
+    csp: str
+
+
+@dataclass(frozen=True)
+class StatusPage:
+    """Shown instead of an analysis page when its analyses were skipped or failed."""
+
+    records: tuple[AnalysisRecord, ...]
+
+
+@dataclass(frozen=True)
+class RenderedPage:
+    spec: PageSpec
+    status: str
+    template: str
+    context: Any
+
+
+# No request can leave the page: everything is inline or a file beside it.
+CSP = ("default-src 'none'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data:; font-src 'self' data:; connect-src 'none'; form-action 'none'; base-uri 'none'")
+
+
+@cache
+def chart_runtime() -> bytes:
+    """The Vega + Vega-Lite + vega-embed bundle from vl-convert (one classic script, no imports)."""
+    import vl_convert
+
+    return vl_convert.javascript_bundle().encode("utf-8")
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(resource_dir("templates"))),
+        autoescape=jinja2.select_autoescape(["html", "svg"], default=False),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(formatting.FILTERS)
+    return env
+
+
+def _page_status(spec: PageSpec, insp: Inspection) -> tuple[str, tuple[AnalysisRecord, ...]]:
+    records = tuple(r for r in (insp.record(a) for a in spec.analyses) if r is not None)
+    if not spec.analyses:
+        return "ok", records
+    if not records:
+        return "absent", records
+    if any(r.status == "ok" for r in records):
+        return "ok", records
+    return ("failed" if any(r.status == "failed" for r in records) else "skipped"), records
+
+
+def gather(insp: Inspection, assets: Assets) -> list[RenderedPage]:
+    """Build each page's context; a page whose builder raises becomes a status page with the error."""
+    pages = []
+    for spec in load_pages():
+        status, records = _page_status(spec, insp)
+        if status == "absent":
+            continue
+        if status != "ok":
+            pages.append(RenderedPage(spec, status, "status.html", StatusPage(records)))
+            continue
+        try:
+            pages.append(RenderedPage(spec, "ok", spec.template, spec.build(insp, assets.for_page(spec.slug))))
+        except Exception as exc:  # a broken page must not take the site down
+            failed = AnalysisRecord(f"{spec.slug} page", spec.title, "failed", f"drawing the page failed: {type(exc).__name__}: {exc}")
+            pages.append(RenderedPage(spec, "failed", "status.html", StatusPage(records + (failed,))))
+    return pages
+
+
+def page_file(slug: str) -> str:
+    return f"{slug}.html"
+
+
+def render_files(insp: Inspection, theme: str = "light", single_file: bool = False) -> dict[str, bytes]:
+    """Every file of the site (and the bundle under inspection/) as {relative path: bytes}."""
+    theme_obj = load_theme(theme)
+    assets = Assets()
+    pages = gather(insp, assets)
+    nav = tuple(NavItem(p.spec.slug, p.spec.title, p.status) for p in pages)
+    env = environment()
+    files: dict[str, bytes] = {}
+    if single_file:
+        files[SINGLE_FILE_NAME] = _single_file(env, pages, nav, insp, theme_obj, assets).encode("utf-8")
+    else:
+        for p in pages:
+            site = SiteInfo(insp.manifest.title, nav, p.spec.slug, theme_obj, insp, __version__, False, CSP)
+            html = env.get_template(p.template).render(
+                layout="base.html", site=site, page=p.context, spec=p.spec, url=lambda path: path, page_url=page_file,
+                anchor=lambda slug, frag="": f"{page_file(slug)}#{frag}" if frag else page_file(slug),
+            )
+            files[page_file(p.spec.slug)] = html.encode("utf-8")
+        files.update(assets.files)
+        files["assets/nnreport.css"] = theme_obj.css.encode("utf-8")
+        files["assets/vega.js"] = chart_runtime()
+        files["assets/nnreport.js"] = (resource_dir("templates") / "static" / "nnreport.js").read_bytes()
+    files["summary.md"] = summary_markdown(insp, pages).encode("utf-8")
+    files[MARKER] = f"generated by nnreport {__version__}; a rebuild replaces this folder\n".encode()
+    files.update(_bundle_files(insp))
+    return files
+
+
+def _single_file(env: jinja2.Environment, pages: list[RenderedPage], nav: tuple[NavItem, ...], insp: Inspection,
+                 theme: Theme, assets: Assets) -> str:
+    """All pages as sections of one HTML file, with images as data URIs and scripts inline."""
+    url: Callable[[str], str] = lambda path: _data_uri(path, assets.files[path])  # noqa: E731
+    sections = []
+    for p in pages:
+        site = SiteInfo(insp.manifest.title, nav, p.spec.slug, theme, insp, __version__, True, CSP)
+        sections.append(env.get_template(p.template).render(
+            layout="fragment.html", site=site, page=p.context, spec=p.spec, url=url,
+            page_url=lambda slug: f"#page-{slug}", anchor=lambda slug, frag="": f"#{frag}" if frag else f"#page-{slug}",
+        ))
+    site = SiteInfo(insp.manifest.title, nav, "index", theme, insp, __version__, True, CSP)
+    return env.get_template("single.html").render(
+        site=site, sections=list(zip(pages, sections, strict=True)), css=theme.css,
+        runtime=chart_runtime().decode("utf-8"),
+        script=(resource_dir("templates") / "static" / "nnreport.js").read_text(encoding="utf-8"),
+    )
+
+
+def _data_uri(path: str, data: bytes) -> str:
+    mime = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _bundle_files(insp: Inspection) -> dict[str, bytes]:
+    with tempfile.TemporaryDirectory() as tmp:
+        insp.save(tmp)
+        return {f"inspection/{p.name}": p.read_bytes() for p in sorted(Path(tmp).iterdir())}
+
+
+def summary_markdown(insp: Inspection, pages: list[RenderedPage]) -> str:
+    """A short Markdown summary for a pull-request comment (kept under 60,000 characters)."""
+    env = environment()
+    extra = []
+    for p in pages:
+        if p.status == "ok" and p.spec.markdown is not None:
+            try:
+                extra.append(p.spec.markdown(insp).strip())
+            except Exception as exc:  # the summary must not fail the build
+                extra.append(f"_{p.spec.title}: summary unavailable ({type(exc).__name__})_")
+    text = env.get_template("summary.md").render(insp=insp, m=insp.manifest, extra=[e for e in extra if e])
+    limit = 60_000
+    return text if len(text) <= limit else text[: limit - 40] + "\n\n_(summary truncated)_\n"
+
+
+def write_atomic(files: dict[str, bytes], out: str | Path) -> Path:
+    """Write into a temporary folder beside `out`, then swap it in: an interrupted or failed build
+    leaves an existing report untouched, and a folder that is not an nnreport output is never replaced."""
+    target = Path(out).resolve()
+    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / MARKER).exists())):
+        raise UsageError(f"--out {out} exists and is not an nnreport report; choose a new or empty folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        for rel, data in sorted(files.items()):
+            path = tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        os.chmod(tmp, 0o755)
+        old = None
+        if target.exists():
+            old = target.parent / f".{target.name}.old-{os.getpid()}"
+            os.replace(target, old)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def render(insp: Inspection, out: str | Path, theme: str = "light", single_file: bool = False,
+           timings: bool = True) -> Path:
+    """Render an Inspection into the folder `out` (replacing an earlier report there atomically)."""
+    if not timings:
+        insp = insp.without_timings()
+    return write_atomic(render_files(insp, theme, single_file), out)

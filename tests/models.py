@@ -1,0 +1,313 @@
+"""The small model zoo the tests share: one of each architecture nnreport must handle.
+
+Each entry of ZOO builds (model, example_inputs) deterministically. The ResNet-18-, Inception- and
+DenseNet-121-like builders also take sizes, so the benchmarks can use the full-depth variants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+XSS = "<script>alert(1)</script>"
+
+
+def _seeded(seed: int = 0) -> None:
+    torch.manual_seed(seed)
+
+
+class MLP(nn.Module):
+    def __init__(self, inputs: int = 4, hidden: int = 16, classes: int = 3) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class TinyCNN(nn.Module):
+    def __init__(self, channels: int = 1, classes: int = 10, size: int = 16) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Linear(16 * (size // 4) ** 2, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class ResNetLike(nn.Module):
+    """ResNet with BasicBlocks; blocks=(2, 2, 2, 2), width=64 is ResNet-18's layout."""
+
+    def __init__(self, blocks: tuple[int, ...] = (1, 1), width: int = 8, channels: int = 3, classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        layers = []
+        cin = width
+        for i, n in enumerate(blocks):
+            cout = width * 2**i
+            layers.append(nn.Sequential(*[BasicBlock(cin if j == 0 else cout, cout, 2 if (i > 0 and j == 0) else 1) for j in range(n)]))
+            cin = cout
+        self.layers = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layers(self.relu(self.bn1(self.conv1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+class DenseLayer(nn.Module):
+    def __init__(self, cin: int, growth: int) -> None:
+        super().__init__()
+        self.norm1 = nn.BatchNorm2d(cin)
+        self.conv1 = nn.Conv2d(cin, 2 * growth, 1, bias=False)
+        self.norm2 = nn.BatchNorm2d(2 * growth)
+        self.conv2 = nn.Conv2d(2 * growth, growth, 3, padding=1, bias=False)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        x = torch.cat(features, 1)
+        x = self.conv1(F.relu(self.norm1(x)))
+        return self.conv2(F.relu(self.norm2(x)))
+
+
+class DenseBlock(nn.Module):
+    def __init__(self, layers: int, cin: int, growth: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(DenseLayer(cin + i * growth, growth) for i in range(layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [x]
+        for layer in self.layers:
+            features.append(layer(features))
+        return torch.cat(features, 1)
+
+
+class DenseNetLike(nn.Module):
+    """DenseNet; blocks=(6, 12, 24, 16), growth=32 is DenseNet-121's layout."""
+
+    def __init__(self, blocks: tuple[int, ...] = (2, 2), growth: int = 4, channels: int = 3, classes: int = 10) -> None:
+        super().__init__()
+        width = 2 * growth
+        self.stem = nn.Sequential(nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        stages: list[nn.Module] = []
+        for i, n in enumerate(blocks):
+            stages.append(DenseBlock(n, width, growth))
+            width += n * growth
+            if i < len(blocks) - 1:
+                stages.append(nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, width // 2, 1, bias=False), nn.AvgPool2d(2)))
+                width //= 2
+        self.features = nn.Sequential(*stages)
+        self.norm = nn.BatchNorm2d(width)
+        self.classifier = nn.Linear(width, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.norm(self.features(self.stem(x))))
+        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class InceptionBlock(nn.Module):
+    def __init__(self, cin: int, width: int) -> None:
+        super().__init__()
+        self.branch1 = nn.Conv2d(cin, width, 1)
+        self.branch3 = nn.Sequential(nn.Conv2d(cin, width, 1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1))
+        self.branch5 = nn.Sequential(nn.Conv2d(cin, width, 1), nn.ReLU(), nn.Conv2d(width, width, 5, padding=2))
+        self.pool = nn.Sequential(nn.MaxPool2d(3, 1, 1), nn.Conv2d(cin, width, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(torch.cat([self.branch1(x), self.branch3(x), self.branch5(x), self.pool(x)], 1))
+
+
+class InceptionLike(nn.Module):
+    def __init__(self, blocks: int = 2, width: int = 4, channels: int = 3, classes: int = 10) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(channels, 4 * width, 3, padding=1), nn.ReLU())
+        self.blocks = nn.Sequential(*[InceptionBlock(4 * width, width) for _ in range(blocks)])
+        self.head = nn.Linear(4 * width, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.stem(x))
+        return self.head(x.mean(dim=(2, 3)))
+
+
+class RecurrentNet(nn.Module):
+    """An LSTM over (batch, time, features), classifying from the last step."""
+
+    def __init__(self, features: int = 6, hidden: int = 12, classes: int = 3, cell: str = "lstm") -> None:
+        super().__init__()
+        rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
+        self.rnn = rnn(features, hidden, num_layers=2, batch_first=True)
+        self.head = nn.Linear(hidden, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x)
+        return self.head(out[:, -1])
+
+
+class AttentionNet(nn.Module):
+    """Token embeddings plus a transformer encoder layer and an explicit MultiheadAttention."""
+
+    def __init__(self, features: int = 6, dim: int = 16, classes: int = 3) -> None:
+        super().__init__()
+        self.embed = nn.Linear(features, dim)
+        self.encoder = nn.TransformerEncoderLayer(dim, nhead=2, dim_feedforward=32, batch_first=True, dropout=0.0)
+        self.attn = nn.MultiheadAttention(dim, 2, batch_first=True)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(self.embed(x))
+        h, _ = self.attn(h, h, h)
+        return self.head(h.mean(1))
+
+
+class FunctionalNet(nn.Module):
+    """Parameters used through functional ops only, plus view/reshape plumbing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w1 = nn.Parameter(torch.randn(8, 1, 3, 3) * 0.3)
+        self.w2 = nn.Parameter(torch.randn(10, 8 * 4 * 4) * 0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(F.conv2d(x, self.w1, padding=1))
+        x = F.max_pool2d(x, 4)
+        x = x.view(x.size(0), -1)
+        return F.linear(x, self.w2)
+
+
+class ReusedModule(nn.Module):
+    """One block called twice (weights shared), as a recurrent-style unrolling."""
+
+    def __init__(self, dim: int = 8) -> None:
+        super().__init__()
+        self.inp = nn.Linear(4, dim)
+        self.shared = nn.Sequential(nn.Linear(dim, dim), nn.Tanh())
+        self.out = nn.Linear(dim, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        h = self.shared(h)
+        h = self.shared(h) + h
+        return self.out(h)
+
+
+class MultiInputOutput(nn.Module):
+    """Two inputs (image, vector) and a tuple of two outputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.vec = nn.Linear(5, 4)
+        self.cls = nn.Linear(8, 3)
+        self.reg = nn.Linear(8, 1)
+
+    def forward(self, image: torch.Tensor, vector: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a = F.relu(self.conv(image)).mean(dim=(2, 3))
+        h = torch.cat([a, F.relu(self.vec(vector))], 1)
+        return self.cls(h), self.reg(h)
+
+
+class DictOutput(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 8), nn.ReLU())
+        self.logits = nn.Linear(8, 3)
+        self.embedding = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.body(x)
+        return {"logits": self.logits(h), "embedding": self.embedding(h)}
+
+
+class ControlFlow(nn.Module):
+    """Data-dependent control flow: torch.export cannot capture it, the eager fallback must."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(4, 8)
+        self.b = nn.Linear(4, 8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x) if x.sum() > 0 else self.b(x)
+        return self.head(F.relu(h))
+
+
+def nasty_names_model() -> nn.Module:
+    """Module and class names that would run script if a page did not escape them."""
+    cls = type(XSS, (nn.Module,), {"forward": lambda self, x: getattr(self, XSS)(x)})
+    model = cls()
+    model.add_module(XSS, nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)))
+    return model
+
+
+def _image(c: int = 3, s: int = 16, n: int = 2) -> tuple[torch.Tensor, ...]:
+    return (torch.randn(n, c, s, s),)
+
+
+def _build(factory: Callable[[], nn.Module], inputs: Callable[[], tuple[torch.Tensor, ...]]) -> Callable[[], tuple[nn.Module, tuple[torch.Tensor, ...]]]:
+    def build() -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+        _seeded()
+        model = factory().eval()
+        return model, inputs()
+
+    return build
+
+
+ZOO: dict[str, Callable[[], tuple[nn.Module, tuple[torch.Tensor, ...]]]] = {
+    "mlp": _build(MLP, lambda: (torch.randn(4, 4),)),
+    "tiny_cnn": _build(TinyCNN, lambda: _image(1, 16, 4)),
+    "resnet": _build(ResNetLike, lambda: _image(3, 16)),
+    "densenet": _build(DenseNetLike, lambda: _image(3, 16)),
+    "inception": _build(InceptionLike, lambda: _image(3, 16)),
+    "lstm": _build(RecurrentNet, lambda: (torch.randn(2, 7, 6),)),
+    "gru": _build(lambda: RecurrentNet(cell="gru"), lambda: (torch.randn(2, 7, 6),)),
+    "attention": _build(AttentionNet, lambda: (torch.randn(2, 5, 6),)),
+    "functional": _build(FunctionalNet, lambda: _image(1, 16)),
+    "reused": _build(ReusedModule, lambda: (torch.randn(3, 4),)),
+    "multi_io": _build(MultiInputOutput, lambda: (torch.randn(2, 1, 8, 8), torch.randn(2, 5))),
+    "dict_output": _build(DictOutput, lambda: (torch.randn(3, 4),)),
+    "control_flow": _build(ControlFlow, lambda: (torch.randn(3, 4),)),
+    "nasty_names": _build(nasty_names_model, lambda: (torch.randn(3, 4),)),
+}
+
+
+def resnet18_like(size: int = 32) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+    _seeded()
+    return ResNetLike((2, 2, 2, 2), 64).eval(), (torch.randn(1, 3, size, size),)
+
+
+def densenet121_like(size: int = 32) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+    _seeded()
+    return DenseNetLike((6, 12, 24, 16), 32).eval(), (torch.randn(1, 3, size, size),)
+
+
+def inception_like(size: int = 32) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+    _seeded()
+    return InceptionLike(blocks=9, width=16).eval(), (torch.randn(1, 3, size, size),)
