@@ -32,6 +32,9 @@ class Context:
     results: dict[str, Any] = field(default_factory=dict)
     scratch: Path | None = None
     stage_name: str = ""
+    # Training snapshots (state dicts, oldest first) and the loss at each, when the model spec gave them.
+    checkpoints: tuple[dict[str, torch.Tensor], ...] = ()
+    history: tuple[float, ...] = ()
 
     def stage(self, name: str | None = None) -> StageReporter:
         return StageReporter(name or self.stage_name, self.progress)

@@ -117,11 +117,15 @@ def inspect(
         data = load_data(subject.data, config.seed)
     inputs = example_inputs or default_inputs(subject, data, None, config.seed)
     info = describe_model(subject, inputs, data, model_spec)
-    ctx = Context(subject.model, inputs, data, info.class_names, config, progress)
+    checkpoints = tuple(dict(c) for c in subject.checkpoints)
+    ctx = Context(subject.model, inputs, data, info.class_names, config, progress,
+                  checkpoints=checkpoints, history=tuple(float(h) for h in subject.history))
     store = cache or ResultCache()
     versions = [__version__, torch.__version__, np.__version__]
     subject_fp = digest([model_fingerprint(subject.model), tensors_fingerprint(inputs), dataset_fingerprint(data),
-                         json.dumps(info.class_names), str(config.seed), str(config.max_samples)] + versions)
+                         json.dumps(info.class_names), str(config.seed), str(config.max_samples),
+                         tensors_fingerprint(t for c in checkpoints for _, t in sorted(c.items())),
+                         json.dumps(list(subject.history))] + versions)
     records: list[AnalysisRecord] = []
     fingerprints: dict[str, str] = {}
     for spec in plan(config):

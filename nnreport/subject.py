@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,3 +29,8 @@ class Subject:
     class_names: Sequence[str] | None = None
     data: Any = None
     name: str | None = None
+    # Training snapshots, oldest first, as state dicts of `model` (the model itself holds the final
+    # weights). Used by analyses that show training: loss-landscape trajectories, playground slider.
+    checkpoints: Sequence[Mapping[str, Any]] = ()
+    # Optional training history: the training loss after each snapshot (same length as checkpoints).
+    history: Sequence[float] = ()

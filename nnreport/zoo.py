@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -111,21 +113,55 @@ def _source_hash(*funcs: Callable[..., object]) -> str:
     return hashlib.sha256("".join(inspect.getsource(f) for f in funcs).encode()).hexdigest()[:16]
 
 
-def trained_digits_cnn(seed: int = 0, progress: ProgressFn = silent) -> nn.Module:
-    """The demo model, trained on built-in digits (cached by code and seed after the first run)."""
-    from nnreport.datasets import load_builtin
+@dataclass(frozen=True)
+class Trained:
+    """A trained model with its training snapshots (state dicts, oldest first) and the loss at each."""
 
-    path = cache_root() / "models" / f"digits-cnn-{_source_hash(DigitsCNN, ResidualBlock, train_classifier)}-s{seed}.pt"
+    model: nn.Module
+    checkpoints: tuple[dict[str, torch.Tensor], ...]
+    history: tuple[float, ...]
+
+
+def _trained(name: str, build: Callable[[], nn.Module], data: Dataset, seed: int, snapshots: int,
+             progress: ProgressFn, **train: Any) -> Trained:
+    """Train `build()` on `data` (or load the cached result); keep `snapshots` evenly spaced snapshots."""
+    path = cache_root() / "models" / f"{name}-{_source_hash(build, train_classifier)}-{_kw_hash(train)}-s{seed}.pt"
     if path.is_file():
-        model = digits_cnn()
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return model.eval()
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        model = build()
+        model.load_state_dict(saved["final"])
+        return Trained(model.eval(), tuple(saved["checkpoints"]), tuple(saved["history"]))
+    epochs = train["epochs"]
+    keep = set(np.linspace(0, epochs - 1, snapshots).round().astype(int).tolist()) if snapshots else set()
+    checkpoints: list[dict[str, torch.Tensor]] = []
+    history: list[float] = []
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = digits_cnn()
-        train_classifier(model, load_builtin("digits", seed), epochs=12, lr=0.01, seed=seed, progress=progress)
-    _atomic_save(model.state_dict(), path)
-    return model
+        model = build()
+        initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+        def snapshot(epoch: int, loss: float) -> None:
+            if epoch in keep:
+                checkpoints.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+                history.append(loss)
+
+        train_classifier(model, data, seed=seed, progress=progress, on_epoch=snapshot, **train)
+    if snapshots:
+        checkpoints.insert(0, initial)
+        history.insert(0, float("nan"))
+    _atomic_save({"final": model.state_dict(), "checkpoints": checkpoints, "history": history}, path)
+    return Trained(model.eval(), tuple(checkpoints), tuple(history))
+
+
+def _kw_hash(kw: dict[str, Any]) -> str:
+    return hashlib.sha256(repr(sorted(kw.items())).encode()).hexdigest()[:8]
+
+
+def trained_digits_cnn(seed: int = 0, progress: ProgressFn = silent) -> Trained:
+    """The demo model, trained on built-in digits (cached by code, settings and seed after the first run)."""
+    from nnreport.datasets import load_builtin
+
+    return _trained("digits-cnn", DigitsCNN, load_builtin("digits", seed), seed, 6, progress, epochs=12, lr=0.01)
 
 
 def _atomic_save(obj: object, path: Path) -> None:
@@ -137,18 +173,13 @@ def _atomic_save(obj: object, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def trained_playground_mlp(seed: int = 0, progress: ProgressFn = silent) -> nn.Module:
-    """The playground demo: a 2-8-8-2 tanh MLP trained on the spiral data (cached by code and seed)."""
+def spiral_mlp() -> nn.Module:
+    return playground_mlp((8, 8))
+
+
+def trained_playground_mlp(seed: int = 0, progress: ProgressFn = silent) -> Trained:
+    """The playground demo: a 2-8-8-2 tanh MLP trained on the spiral data, with 10 training snapshots."""
     from nnreport.datasets import load_builtin
 
-    path = cache_root() / "models" / f"spiral-mlp-{_source_hash(playground_mlp, train_classifier)}-s{seed}.pt"
-    if path.is_file():
-        model = playground_mlp((8, 8))
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return model.eval()
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = playground_mlp((8, 8))
-        train_classifier(model, load_builtin("spiral", seed), epochs=300, lr=0.03, batch_size=64, seed=seed, progress=progress)
-    _atomic_save(model.state_dict(), path)
-    return model
+    return _trained("spiral-mlp", spiral_mlp, load_builtin("spiral", seed), seed, 10, progress,
+                    epochs=300, lr=0.03, batch_size=64)
