@@ -187,7 +187,10 @@ COMMANDS = {"build": cmd_build, "render": cmd_render, "demo": cmd_demo, "list": 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return int(exc.code or 0)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

@@ -27,8 +27,9 @@ def _encode(obj: Any, path: str, arrays: dict[str, np.ndarray]) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: _encode(getattr(obj, f.name), f"{path}.{f.name}", arrays) for f in dataclasses.fields(obj)}
     if isinstance(obj, np.ndarray):
-        arrays[path] = obj
-        return {_ARRAY_KEY: path}
+        key = f"a{len(arrays)}"  # numbered in traversal order: stable, and never two paths on one key
+        arrays[key] = obj
+        return {_ARRAY_KEY: key}
     if isinstance(obj, Enum):
         return obj.value
     if isinstance(obj, np.generic):

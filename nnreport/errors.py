@@ -19,7 +19,7 @@ class SpecError(UsageError):
     """A model or data spec that cannot be loaded."""
 
 
-class BundleError(NNReportError):
+class BundleError(UsageError):
     """An inspection bundle that cannot be read (missing, corrupt or from a newer nnreport)."""
 
 

@@ -86,12 +86,12 @@ def load_model(spec: str | Any, factory: str | None = None, unsafe_pickle: bool 
     path = Path(spec)
     if spec.endswith(".pt2"):
         return _load_exported(path)
+    if spec.endswith(".py"):
+        raise SpecError(f"model spec {spec!r} names a file but no callable; write {spec}:build_model")
     if path.suffix in WEIGHT_SUFFIXES or (path.is_file() and ":" not in spec):
         return _load_weights_file(path, factory, unsafe_pickle)
     if ":" in spec:
         return _call_factory(spec)
-    if spec.endswith(".py"):
-        raise SpecError(f"model spec {spec!r} names a file but no callable; write {spec}:build_model")
     raise SpecError(f"cannot read model spec {spec!r}: {MODEL_SPEC_HELP}")
 
 
@@ -110,8 +110,8 @@ def _call_factory(spec: str, state: Mapping[str, Any] | None = None) -> Subject:
         try:
             subject.model.load_state_dict(state)
         except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise SpecError(f"the weights do not fit the model from {spec!r}: {first}") from None
+            detail = " ".join(line.strip() for line in str(exc).strip().splitlines()[1:])[:240]
+            raise SpecError(f"the weights do not fit the model from {spec!r}: {detail}") from None
     subject.name = subject.name or spec.rpartition(":")[2]
     return subject
 

@@ -24,7 +24,9 @@ _HOOK_DICTS = (
 def eval_mode(model: nn.Module, training: bool = False) -> Iterator[nn.Module]:
     """Put every submodule in eval (or train) mode; restore each module's own flag afterwards."""
     flags = [(m, m.training) for m in model.modules()]
-    model.train(training)
+    for module, _ in flags:
+        # Set the flag directly: some modules (exported programs) refuse `.train()` calls.
+        module.training = training
     try:
         yield model
     finally:

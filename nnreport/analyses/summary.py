@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from nnreport.analyses import analysis
@@ -53,15 +53,31 @@ class SummaryResult:
     eval_samples: int = 0
     per_class_accuracy: tuple[float, ...] | None = None
     accuracy_note: str = ""
+    # Why some columns are empty (e.g. a TorchScript module cannot be hooked, so no shapes).
+    note: str = ""
 
 
 @analysis("summary", title="Model summary", config=SummaryConfig, result=SummaryResult, order=0)
 def summarize(ctx: Context, config: SummaryConfig) -> SummaryResult:
     """A torchinfo-style layer table with totals, for one sample, plus test accuracy."""
+    import torch
+
     single = tuple(t[:1] for t in ctx.example_inputs)
-    rows = _trace_rows(ctx.model, single)
+    note = ""
+    if isinstance(ctx.model, torch.jit.ScriptModule):
+        rows = _static_rows(ctx.model)
+        note = "TorchScript modules cannot be hooked: the table lists modules and parameters, without shapes or mult-adds."
+    else:
+        try:
+            rows = _trace_rows(ctx.model, single)
+        except Exception:  # e.g. an exported program specialised to its example batch size
+            batch = ctx.example_inputs[0].shape[0] if ctx.example_inputs[0].dim() else 1
+            single = ctx.example_inputs
+            rows = [replace(r, mult_adds=r.mult_adds // max(batch, 1)) for r in _trace_rows(ctx.model, single)]
+            note = (f"The model does not run on a batch of one, so shapes are for the example batch of {batch}; "
+                    "mult-adds are per sample.")
     params = list(ctx.model.parameters())
-    accuracy, n, per_class, note = _accuracy(ctx, config)
+    accuracy, n, per_class, acc_note = _accuracy(ctx, config)
     return SummaryResult(
         rows=tuple(rows),
         total_params=sum(p.numel() for p in params),
@@ -73,7 +89,8 @@ def summarize(ctx: Context, config: SummaryConfig) -> SummaryResult:
         accuracy=accuracy,
         eval_samples=n,
         per_class_accuracy=per_class,
-        accuracy_note=note,
+        accuracy_note=acc_note,
+        note=note,
     )
 
 
@@ -141,6 +158,21 @@ def _trace_rows(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[Laye
         row.setdefault("mult_adds", 0)
     _roll_up_mult_adds(rows)
     return [LayerRow(**row) for row in rows]
+
+
+def _static_rows(model: nn.Module) -> list[LayerRow]:
+    """Rows from the module tree alone, for models that cannot run hooks."""
+    rows = []
+    counters: dict[int, int] = {}
+    for path, module in model.named_modules():
+        depth = 0 if not path else path.count(".") + 1
+        counters[depth] = counters.get(depth, 0) + 1
+        own = list(module.parameters(recurse=False))
+        kind = getattr(module, "original_name", type(module).__name__)
+        rows.append(LayerRow(path or "(model)", f"{kind}: {depth}-{counters[depth]}", kind, depth, (), (),
+                             sum(p.numel() for p in own), sum(p.numel() for p in own if p.requires_grad), 0, 0,
+                             not any(True for _ in module.children()), 0))
+    return rows
 
 
 def _roll_up_mult_adds(rows: list[dict[str, Any]]) -> None:
