@@ -33,7 +33,7 @@ def inspect(
     from nnreport.loading import load_data, load_model
 
     config = config or ReportConfig()
-    subject = load_model(model)
+    subject = load_model(model, seed=config.seed)
     dataset = load_data(data, config.seed) if data is not None else (
         load_data(subject.data, config.seed) if subject.data is not None else None)
     if example_inputs is not None:

@@ -117,7 +117,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     config = _config(args)
     _check_theme(config.theme)
-    subject = load_model(args.model, factory=args.factory, unsafe_pickle=args.unsafe_pickle)
+    subject = load_model(args.model, factory=args.factory, unsafe_pickle=args.unsafe_pickle, seed=config.seed)
     data = load_data(args.data, config.seed) if args.data else None
     insp = api.inspect(subject, data, config, input_shape=args.input_shape, progress=_progress(), model_spec=args.model)
     return _write(insp, args.out, config)

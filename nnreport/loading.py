@@ -74,8 +74,11 @@ def _import_file(path: Path) -> Any:
     return module
 
 
-def load_model(spec: str | Any, factory: str | None = None, unsafe_pickle: bool = False) -> Subject:
-    """Turn a model spec (or an nn.Module / Subject) into a Subject."""
+def load_model(spec: str | Any, factory: str | None = None, unsafe_pickle: bool = False, seed: int = 0) -> Subject:
+    """Turn a model spec (or an nn.Module / Subject) into a Subject.
+
+    Factories run with torch's random generator seeded by `seed` (and restored afterwards), so a model
+    that is initialised randomly gives the same weights, and the same report, on every build."""
     from torch import nn
 
     if isinstance(spec, Subject):
@@ -89,18 +92,21 @@ def load_model(spec: str | Any, factory: str | None = None, unsafe_pickle: bool 
     if spec.endswith(".py"):
         raise SpecError(f"model spec {spec!r} names a file but no callable; write {spec}:build_model")
     if path.suffix in WEIGHT_SUFFIXES or (path.is_file() and ":" not in spec):
-        return _load_weights_file(path, factory, unsafe_pickle)
+        return _load_weights_file(path, factory, unsafe_pickle, seed)
     if ":" in spec:
-        return _call_factory(spec)
+        return _call_factory(spec, seed=seed)
     raise SpecError(f"cannot read model spec {spec!r}: {MODEL_SPEC_HELP}")
 
 
-def _call_factory(spec: str, state: Mapping[str, Any] | None = None) -> Subject:
+def _call_factory(spec: str, state: Mapping[str, Any] | None = None, seed: int = 0) -> Subject:
+    import torch
     from torch import nn
 
     func = load_callable(spec)
     try:
-        made = func()
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            made = func()
     except Exception as exc:
         raise SpecError(f"model spec {spec!r}: calling it failed: {type(exc).__name__}: {exc}") from exc
     subject = made if isinstance(made, Subject) else Subject(made)
@@ -136,7 +142,7 @@ def _is_torchscript(path: Path) -> bool:
         return any(n.endswith("constants.pkl") or "/code/" in n for n in zf.namelist())
 
 
-def _load_weights_file(path: Path, factory: str | None, unsafe_pickle: bool) -> Subject:
+def _load_weights_file(path: Path, factory: str | None, unsafe_pickle: bool, seed: int) -> Subject:
     import pickle
 
     import torch
@@ -163,7 +169,7 @@ def _load_weights_file(path: Path, factory: str | None, unsafe_pickle: bool) -> 
         raise SpecError(f"{path} holds {type(obj).__name__}, not a state dict or a module")
     if factory is None:
         raise SpecError(f"{path} holds weights only (a state dict); pass --factory file.py:callable that builds the module")
-    subject = _call_factory(factory, state)
+    subject = _call_factory(factory, state, seed=seed)
     subject.name = path.stem
     return subject
 
