@@ -64,6 +64,8 @@ def demo_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from nnreport.cli import main
 
     out = tmp_path_factory.mktemp("demo") / "report"
-    code = main(["demo", "--out", str(out), "--preset", "quick"])
+    # NNREPORT_TEST_ONLY=summary,graph narrows the demo while working on one analysis.
+    only = ["--only", os.environ["NNREPORT_TEST_ONLY"]] if os.environ.get("NNREPORT_TEST_ONLY") else []
+    code = main(["demo", "--out", str(out), "--preset", "quick", *only])
     assert code == 0, f"demo exited {code}"
     return out
