@@ -1,0 +1,59 @@
+"""Relevance heatmaps: `attribute(model, inputs, target, method="lrp", **options)`.
+
+Methods (`method=`) and their options:
+
+- ``gradient``: ∂y/∂x (signed). ``saliency``: |∂y/∂x|. ``sensitivity``: (∂y/∂x)² (Simonyan; Samek's
+  sensitivity analysis).
+- ``deconvnet``: ReLU backward passes positive gradients only (Zeiler & Fergus).
+- ``guided_backprop``: ReLU backward keeps positive gradients at active units (Springenberg et al.).
+- ``input_x_gradient``: x·∂y/∂x.
+- ``integrated_gradients``: ``steps=32``, ``baseline=0.0`` (Sundararajan et al.).
+- ``smoothgrad``: mean |gradient| under noise; ``samples=16``, ``noise=0.15`` (× value range), ``seed=0``.
+- ``gradcam``: at the last 2-D convolution, upsampled to the input (Selvaraju et al.); image inputs only.
+- ``occlusion``: score drop per occluded patch; ``patch=4``, ``stride=2``, ``baseline=0.0``.
+- ``lrp``: ``composite`` in epsilon_plus_flat (default), epsilon_gamma_box, epsilon_alpha2_beta1,
+  epsilon_plus; or ``rule`` = one of zero, epsilon, gamma, alpha2_beta1, alpha1_beta0, zplus, flat,
+  wsquare, zbox on every layer; ``epsilon=1e-6``, ``gamma=0.25``, ``low``/``high`` (z^B bounds; default:
+  the batch's min and max).
+
+`target`: a class index, one index per sample, or None for the predicted class. The model is never
+changed: every method runs on a private canonical copy (BatchNorm folded into the preceding layer).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from torch import nn
+
+__all__ = ["attribute", "explain", "prepare"]
+
+
+def prepare(model: nn.Module, example: torch.Tensor) -> Any:
+    """The canonical private copy of `model` that the methods run on (reuse it across calls)."""
+    from nnreport.relevance.lrp.canonizers import canonicalize
+
+    return canonicalize(model, (example[:1],))
+
+
+def explain(model: nn.Module | Any, inputs: Any, target: Any = None, method: str = "lrp", **options: Any) -> Any:
+    """Like `attribute`, but returns the full Explanation (relevance tensor, scores, LRP audit and notes)."""
+    import numpy as np
+    import torch
+
+    from nnreport.relevance.lrp.canonizers import Canonical
+    from nnreport.relevance.methods import explain as run
+
+    x = torch.as_tensor(np.asarray(inputs) if not isinstance(inputs, torch.Tensor) else inputs).detach()
+    if not x.is_floating_point():
+        raise TypeError("attribution needs floating-point inputs")
+    canon = model if isinstance(model, Canonical) else prepare(model, x)
+    return run(canon, x, target, method, **options)
+
+
+def attribute(model: nn.Module, inputs: Any, target: Any = None, method: str = "lrp", **options: Any) -> np.ndarray:
+    """Relevance of each input element for `target`, as a numpy array shaped like `inputs`."""
+    return explain(model, inputs, target, method, **options).relevance.detach().cpu().numpy()

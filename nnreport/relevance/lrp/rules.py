@@ -1,0 +1,143 @@
+"""LRP rules for linear operations (dense and convolution), written as modified gradients.
+
+Each rule turns a linear call `z = op(x, W, b)` into an output with the same value whose backward pass
+carries the rule: with R_k = z_k * g_k the relevance arriving at output k (g: the incoming gradient),
+`x * grad_x` after the backward pass is the rule's input relevance R_j. Rules with several terms
+(αβ) give one term per group, each with its own normaliser. Input-layer rules (flat, w², z^B) also
+hand back extra leaf tensors ("pieces"): their `piece * piece.grad` adds to the relevance of the input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, get_args
+
+if TYPE_CHECKING:
+    import torch
+
+RuleName = Literal["zero", "epsilon", "gamma", "alpha2_beta1", "alpha1_beta0", "zplus", "flat", "wsquare", "zbox"]
+RULE_NAMES: tuple[str, ...] = get_args(RuleName)
+Op = Callable[["torch.Tensor", "torch.Tensor", "torch.Tensor | None"], "torch.Tensor"]
+
+# Keeps divisions finite where a normaliser is exactly zero (then every numerator is zero too).
+TINY = 1e-9
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule and its settings; `describe()` gives the formula shown on the page."""
+
+    name: RuleName
+    epsilon: float = 1e-6
+    gamma: float = 0.25
+    low: float = 0.0
+    high: float = 1.0
+
+    @property
+    def alpha_beta(self) -> tuple[float, float]:
+        return {"alpha2_beta1": (2.0, 1.0), "alpha1_beta0": (1.0, 0.0)}.get(self.name, (1.0, 0.0))
+
+    @property
+    def input_only(self) -> bool:
+        """Rules whose relevance does not pass through the activations (meant for the input layer)."""
+        return self.name in ("flat", "wsquare", "zbox")
+
+    def describe(self) -> str:
+        a, b = self.alpha_beta
+        return {
+            "zero": "LRP-0: R_j = Σ_k a_j w_jk / z_k · R_k",
+            "epsilon": f"LRP-ε (ε={self.epsilon:g}): R_j = Σ_k a_j w_jk / (z_k + ε·sign z_k) · R_k",
+            "gamma": f"LRP-γ (γ={self.gamma:g}): weights w + γ·w⁺ (favours positive contributions)",
+            "alpha2_beta1": f"LRP-αβ (α={a:g}, β={b:g}): α·positive − β·negative contributions, each normalised",
+            "alpha1_beta0": f"LRP-αβ (α={a:g}, β={b:g}): positive contributions only, biases included",
+            "zplus": "LRP-z⁺: positive contributions only, biases ignored",
+            "flat": "flat: relevance spread evenly over each receptive field",
+            "wsquare": "w²: relevance spread in proportion to squared weights",
+            "zbox": f"z^B (bounds {self.low:.3g} … {self.high:.3g}): input-domain rule for bounded inputs",
+        }[self.name]
+
+
+def stabilise(z: torch.Tensor, eps: float) -> torch.Tensor:
+    """z + eps·sign(z), with sign(0) = +1, so that the normaliser never vanishes."""
+    import torch
+
+    return z + eps * torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
+
+
+class WeightCache:
+    """Modified weights (w⁺, w⁻, w + γw⁺, w², ...) computed once per weight tensor and version."""
+
+    def __init__(self) -> None:
+        self._store: dict[tuple[int, int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def get(self, w: torch.Tensor, key: str, make: Callable[[], torch.Tensor]) -> torch.Tensor:
+        k = (id(w), w._version, key)
+        hit = self._store.get(k)
+        if hit is None or hit[0] is not w:
+            hit = (w, make().detach())
+            self._store[k] = hit
+        return hit[1]
+
+
+def _pos(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.clamp(min=0)
+
+
+def _neg(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.clamp(max=0)
+
+
+def groups(rule: Rule, op: Op, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, z: torch.Tensor,
+           cache: WeightCache) -> tuple[list[tuple[float, torch.Tensor, float]], list[torch.Tensor]]:
+    """The rule's terms as (coefficient, modified output z', stabiliser ε) and its extra leaf pieces."""
+    import torch
+
+    name = rule.name
+    if name in ("zero", "epsilon"):
+        return [(1.0, z, rule.epsilon if name == "epsilon" else TINY)], []
+    if name == "gamma":
+        wg = cache.get(w, f"gamma{rule.gamma}", lambda: w + rule.gamma * w.clamp(min=0))
+        bg = None if b is None else b + rule.gamma * b.clamp(min=0)
+        return [(1.0, op(x, wg, bg), TINY)], []
+    if name in ("zplus", "alpha2_beta1", "alpha1_beta0"):
+        wp = cache.get(w, "pos", lambda: w.clamp(min=0))
+        wn = cache.get(w, "neg", lambda: w.clamp(max=0))
+        signed = bool((x < 0).any())
+        xp, xn = (x.clamp(min=0), x.clamp(max=0)) if signed else (x, None)
+        with_bias = name != "zplus"
+        zp = op(xp, wp, _pos(b) if with_bias else None)
+        if xn is not None:
+            zp = zp + op(xn, wn, None)
+        if name != "alpha2_beta1":
+            return [(1.0, zp, TINY)], []
+        alpha, beta = rule.alpha_beta
+        zn = op(xp, wn, _neg(b))
+        if xn is not None:
+            zn = zn + op(xn, wp, None)
+        return [(alpha, zp, TINY), (-beta, zn, TINY)], []
+    if name in ("flat", "wsquare"):
+        ones = torch.ones_like(x).requires_grad_(True)
+        wm = cache.get(w, name, (lambda: torch.ones_like(w)) if name == "flat" else (lambda: w * w))
+        return [(1.0, op(ones, wm, None), TINY)], [ones]
+    if name == "zbox":
+        low = torch.full_like(x, rule.low).requires_grad_(True)
+        high = torch.full_like(x, rule.high).requires_grad_(True)
+        wp = cache.get(w, "pos", lambda: w.clamp(min=0))
+        wn = cache.get(w, "neg", lambda: w.clamp(max=0))
+        zb = op(x, w, None) - op(low, wp, None) - op(high, wn, None)
+        return [(1.0, zb, TINY)], [low, high]
+    raise KeyError(f"unknown LRP rule {name!r}; known rules: {', '.join(RULE_NAMES)}")
+
+
+def apply(rule: Rule, op: Op, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, z: torch.Tensor,
+          cache: WeightCache) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """An output equal to `z` whose gradient implements `rule`, plus the rule's extra pieces."""
+    terms, pieces = groups(rule, op, x, w, b, z, cache)
+    zd = z.detach()
+    out = None
+    for coef, zmod, eps in terms:
+        term = zmod * (coef * zd / stabilise(zmod.detach(), eps))
+        out = term if out is None else out + term
+    assert out is not None
+    return out + (zd - out.detach()), pieces
