@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--input-shape", metavar="SHAPE", help="synthetic inputs without data, e.g. 1,3,32,32 (several: 1,3;1,5)")
     b.add_argument("--factory", metavar="FILE.py:callable", help="builds the module that a state-dict MODEL is loaded into")
     b.add_argument("--unsafe-pickle", action="store_true", help="allow a fully pickled module (runs code from the file)")
+    b.add_argument("--checkpoints", type=_csv, metavar="A.pt,B.pt",
+                   help="training snapshots (state dicts, oldest first) for trajectories and the playground slider")
     b.add_argument("--out", default="nnreport-report", metavar="DIR", help="output folder (default ./nnreport-report)")
     _add_inspect_options(b)
     _add_site_options(b)
@@ -113,11 +115,13 @@ def _progress() -> Any:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from nnreport import api
-    from nnreport.loading import load_data, load_model
+    from nnreport.loading import load_checkpoints, load_data, load_model
 
     config = _config(args)
     _check_theme(config.theme)
     subject = load_model(args.model, factory=args.factory, unsafe_pickle=args.unsafe_pickle, seed=config.seed)
+    if args.checkpoints:
+        subject.checkpoints = load_checkpoints(args.checkpoints, subject.model)
     data = load_data(args.data, config.seed) if args.data else None
     insp = api.inspect(subject, data, config, input_shape=args.input_shape, progress=_progress(), model_spec=args.model)
     return _write(insp, args.out, config)

@@ -174,6 +174,26 @@ def _load_weights_file(path: Path, factory: str | None, unsafe_pickle: bool, see
     return subject
 
 
+def load_checkpoints(paths: Sequence[str], model: Any) -> list[dict[str, Any]]:
+    """State dicts (weights_only) that must fit `model`: same keys and shapes."""
+    import torch
+
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    states = []
+    for p in paths:
+        if not Path(p).is_file():
+            raise SpecError(f"checkpoint {p} does not exist")
+        try:
+            state = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise SpecError(f"cannot read checkpoint {p} as a state dict ({type(exc).__name__}: {exc})") from None
+        state = state.get("state_dict", state) if isinstance(state, Mapping) else state
+        if not isinstance(state, Mapping) or {k: tuple(v.shape) for k, v in state.items()} != expected:
+            raise SpecError(f"checkpoint {p} does not match the model's parameters (keys or shapes differ)")
+        states.append(dict(state))
+    return states
+
+
 # --- data -----------------------------------------------------------------------------------------
 
 DATA_SPEC_HELP = (

@@ -215,3 +215,16 @@ def test_failing_analysis_keeps_the_report_and_exits_3(model_file: Path, tmp_pat
 def test_python_m_entry_point_and_version() -> None:
     out = run_cli("--version")
     assert out.returncode == 0 and out.stdout.startswith("nnreport ")
+
+
+def test_checkpoints_must_match_the_model(model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nnreport.loading import load_checkpoints, load_model
+
+    subject = load_model(f"{model_file}:build")
+    good = tmp_path / "good.pt"
+    torch.save(subject.model.state_dict(), good)
+    assert len(load_checkpoints([str(good)], subject.model)) == 1
+    bad = _weights(tmp_path)
+    assert main(["build", f"{model_file}:build", "--input-shape", "2,4", "--checkpoints", f"{good},{bad}",
+                 "--out", str(tmp_path / "o")]) == EXIT_USAGE
+    assert "does not match" in _one_line_error(capsys)
