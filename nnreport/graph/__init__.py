@@ -1,0 +1,43 @@
+"""Dataflow graphs of PyTorch models: capture, hierarchy transformations, layered layout, drawing.
+
+`draw_graph(model, example_inputs, expand=...)` is the scripting entry point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from nnreport.graph.drawing import Drawing, all_groups, draw_view
+from nnreport.graph.ir import Box, DrawnEdge, Graph, OpNode, View
+
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["Box", "Drawing", "DrawnEdge", "Graph", "OpNode", "View", "capture_graph", "draw_graph"]
+
+
+def capture_graph(model: nn.Module, example_inputs: Any, method: str = "auto") -> Graph:
+    """Capture `model`'s dataflow graph (torch.export first, the eager recorder as fallback)."""
+    import torch
+
+    from nnreport.graph.capture import capture
+    from nnreport.graph.transform import build_graph
+
+    inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
+    return build_graph(capture(model, inputs, method), type(model).__name__)
+
+
+def draw_graph(model: nn.Module | Graph, example_inputs: Any = None,
+               expand: str | Iterable[str] = "top", method: str = "auto") -> Drawing:
+    """Capture and lay out a model's graph. `expand`: "top" (the model's direct children collapsed),
+    "all" (every group open, drawn nested), "flat" (every op, no group frames) or group ids to open."""
+    graph = model if isinstance(model, Graph) else capture_graph(model, example_inputs, method)
+    if expand == "flat":
+        return Drawing(graph, draw_view(graph, flat=True, key="flat"))
+    if expand == "all":
+        return Drawing(graph, draw_view(graph, all_groups(graph), key="all"))
+    if expand in ("top", "none", None):
+        return Drawing(graph, draw_view(graph, ()))
+    groups = [expand] if isinstance(expand, str) else list(expand)
+    return Drawing(graph, draw_view(graph, groups, key=groups[0] if len(groups) == 1 else "custom"))
