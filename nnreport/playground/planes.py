@@ -206,15 +206,15 @@ def run_playground(ctx: Context, config: PlaygroundConfig) -> PlaygroundResult:
         states, labels, history, snap_notes = _states(ctx, config)
         notes += snap_notes
         frames = []
+        own = {k: v.detach().clone() for k, v in model.state_dict().items()}
         with scoped.restored_parameters(model):
             for k, state in enumerate(states):
                 rep.step(k, len(states), labels[k])
-                if state is not None:
-                    try:
-                        model.load_state_dict(state)
-                    except (RuntimeError, KeyError) as exc:
-                        notes.append(f"snapshot {k + 1} does not fit the model, skipped: {str(exc).splitlines()[0]}")
-                        continue
+                try:
+                    model.load_state_dict(own if state is None else state)
+                except (RuntimeError, KeyError) as exc:
+                    notes.append(f"snapshot {k + 1} does not fit the model, skipped: {str(exc).splitlines()[0]}")
+                    continue
                 frames.append((labels[k], history[k], _evaluate(model, grid, ctx, config, fi, fj)))
     return _assemble(frames, ctx, config, names, (fi, fj), xs, ys, base, notes, data)
 
