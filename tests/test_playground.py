@@ -8,8 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from browser import assert_clean, visit
-from models import ZOO, MLP, TinyCNN
 from torch import nn
 
 from nnreport import api, codec
@@ -20,6 +18,9 @@ from nnreport.playground.planes import dequantise, pick_snapshots, quantise
 from nnreport.site.build import render
 from nnreport.subject import Subject
 from nnreport.zoo import playground_mlp
+
+from browser import assert_clean, visit
+from models import MLP, ZOO, TinyCNN
 
 
 def _config(**options: object) -> ReportConfig:
