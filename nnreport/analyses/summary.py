@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from nnreport.analyses import analysis
 
 if TYPE_CHECKING:
@@ -53,6 +55,9 @@ class SummaryResult:
     eval_samples: int = 0
     per_class_accuracy: tuple[float, ...] | None = None
     accuracy_note: str = ""
+    # Predicted and true class of each evaluated test sample (the first `eval_samples`), for comparisons.
+    predictions: np.ndarray | None = None
+    labels: np.ndarray | None = None
     # Why some columns are empty (e.g. a TorchScript module cannot be hooked, so no shapes).
     note: str = ""
 
@@ -77,7 +82,7 @@ def summarize(ctx: Context, config: SummaryConfig) -> SummaryResult:
             note = (f"The model does not run on a batch of one, so shapes are for the example batch of {batch}; "
                     "mult-adds are per sample.")
     params = list(ctx.model.parameters())
-    accuracy, n, per_class, acc_note = _accuracy(ctx, config)
+    accuracy, n, per_class, acc_note, preds, labels = _accuracy(ctx, config)
     return SummaryResult(
         rows=tuple(rows),
         total_params=sum(p.numel() for p in params),
@@ -90,6 +95,8 @@ def summarize(ctx: Context, config: SummaryConfig) -> SummaryResult:
         eval_samples=n,
         per_class_accuracy=per_class,
         accuracy_note=acc_note,
+        predictions=preds,
+        labels=labels,
         note=note,
     )
 
@@ -232,15 +239,15 @@ def _mha_mult_adds(module: nn.MultiheadAttention, inputs: list[torch.Tensor]) ->
     return b * (projections + attention)
 
 
-def _accuracy(ctx: Context, config: SummaryConfig) -> tuple[float | None, int, tuple[float, ...] | None, str]:
-    import numpy as np
+def _accuracy(ctx: Context, config: SummaryConfig) -> tuple[
+        float | None, int, tuple[float, ...] | None, str, np.ndarray | None, np.ndarray | None]:
     import torch
 
     from nnreport import scoped
 
     data = ctx.data
     if data is None or not data.has_labels or not ctx.single_input:
-        return None, 0, None, "no labelled data" if ctx.single_input else "the model takes several inputs"
+        return None, 0, None, "no labelled data" if ctx.single_input else "the model takes several inputs", None, None
     n = min(len(data.x_test), config.max_eval_samples)
     preds = []
     with scoped.eval_mode(ctx.model), torch.no_grad():
@@ -248,10 +255,10 @@ def _accuracy(ctx: Context, config: SummaryConfig) -> tuple[float | None, int, t
             x = torch.from_numpy(np.ascontiguousarray(data.x_test[start:min(start + config.batch_size, n)]))
             out = ctx.forward(x)
             if out.dim() != 2 or (data.num_classes and out.shape[1] != data.num_classes):
-                return None, 0, None, f"the output has shape {tuple(out.shape)}, not one score per class"
+                return None, 0, None, f"the output has shape {tuple(out.shape)}, not one score per class", None, None
             preds.append(out.argmax(1).numpy())
     pred = np.concatenate(preds)
     y = np.asarray(data.y_test[:n])
     classes = data.num_classes or int(y.max()) + 1
     per_class = tuple(float((pred[y == c] == c).mean()) if (y == c).any() else float("nan") for c in range(classes))
-    return float((pred == y).mean()), n, per_class, ""
+    return float((pred == y).mean()), n, per_class, "", pred.astype(np.int64), y.astype(np.int64)
