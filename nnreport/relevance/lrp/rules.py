@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 if TYPE_CHECKING:
     import torch
@@ -48,7 +48,7 @@ class Rule:
         return {
             "zero": "LRP-0: R_j = Σ_k a_j w_jk / z_k · R_k",
             "epsilon": f"LRP-ε (ε={self.epsilon:g}): R_j = Σ_k a_j w_jk / (z_k + ε·sign z_k) · R_k",
-            "gamma": f"LRP-γ (γ={self.gamma:g}): weights w + γ·w⁺ (favours positive contributions)",
+            "gamma": f"LRP-γ (γ={self.gamma:g}): weights w + γ·w⁺ for positive outputs, w + γ·w⁻ for negative",
             "alpha2_beta1": f"LRP-αβ (α={a:g}, β={b:g}): α·positive − β·negative contributions, each normalised",
             "alpha1_beta0": f"LRP-αβ (α={a:g}, β={b:g}): positive contributions only, biases included",
             "zplus": "LRP-z⁺: positive contributions only, biases ignored",
@@ -89,17 +89,29 @@ def _neg(t: torch.Tensor | None) -> torch.Tensor | None:
 
 
 def groups(rule: Rule, op: Op, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, z: torch.Tensor,
-           cache: WeightCache) -> tuple[list[tuple[float, torch.Tensor, float]], list[torch.Tensor]]:
-    """The rule's terms as (coefficient, modified output z', stabiliser ε) and its extra leaf pieces."""
+           cache: WeightCache) -> tuple[list[tuple[Any, torch.Tensor, float]], list[torch.Tensor]]:
+    """The rule's terms as (coefficient or per-output mask, modified output z', stabiliser ε) and its
+    extra leaf pieces."""
     import torch
 
     name = rule.name
     if name in ("zero", "epsilon"):
         return [(1.0, z, rule.epsilon if name == "epsilon" else TINY)], []
     if name == "gamma":
-        wg = cache.get(w, f"gamma{rule.gamma}", lambda: w + rule.gamma * w.clamp(min=0))
-        bg = None if b is None else b + rule.gamma * b.clamp(min=0)
-        return [(1.0, op(x, wg, bg), TINY)], []
+        # Sign-aware γ (as in zennit): outputs > 0 favour positive contributions, outputs ≤ 0 negative ones,
+        # so |z'| ≥ |z| and the ratio z / z' stays in (0, 1]: no blow-up where w + γw⁺ nearly cancels.
+        g = rule.gamma
+        wup = cache.get(w, f"gamma+{g}", lambda: w + g * w.clamp(min=0))
+        wdn = cache.get(w, f"gamma-{g}", lambda: w + g * w.clamp(max=0))
+        bup = None if b is None else b + g * b.clamp(min=0)
+        bdn = None if b is None else b + g * b.clamp(max=0)
+        signed = bool((x < 0).any())
+        xp, xn = (x.clamp(min=0), x.clamp(max=0)) if signed else (x, None)
+        zup, zdn = op(xp, wup, bup), op(xp, wdn, bdn)
+        if xn is not None:
+            zup, zdn = zup + op(xn, wdn, None), zdn + op(xn, wup, None)
+        up = (z > 0).to(z.dtype)
+        return [(up, zup, TINY), (1.0 - up, zdn, TINY)], []
     if name in ("zplus", "alpha2_beta1", "alpha1_beta0"):
         wp = cache.get(w, "pos", lambda: w.clamp(min=0))
         wn = cache.get(w, "neg", lambda: w.clamp(max=0))
