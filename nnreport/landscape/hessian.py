@@ -1,0 +1,82 @@
+"""Sharpness: extreme Hessian eigenvalues by Lanczos iteration on Hessian-vector products."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from nnreport.landscape.surface import Batches, LossFn, default_loss, primary
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+def hvp_operator(model: nn.Module, params: list[torch.Tensor], batches: Batches,
+                 loss_fn: LossFn | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """v ↦ H v for the mean loss over `batches` (double backward; parameters must require grad)."""
+    import torch
+
+    loss_fn = loss_fn or default_loss
+    n = batches.count
+    sizes = [p.numel() for p in params]
+
+    def hvp(v: torch.Tensor) -> torch.Tensor:
+        vs = [c.view_as(p) for c, p in zip(v.split(sizes), params, strict=True)]
+        total = torch.zeros(sum(sizes), dtype=torch.float64)
+        with torch.enable_grad():
+            for x, y in zip(batches.x, batches.y, strict=True):
+                loss = loss_fn(primary(model(x)), y) * (len(y) / n)
+                grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+                pairs = [(g, p, u) for g, p, u in zip(grads, params, vs, strict=True) if g is not None]
+                if not pairs:
+                    continue
+                hv = torch.autograd.grad([g for g, _, _ in pairs], [p for _, p, _ in pairs],
+                                         grad_outputs=[u.to(g.dtype) for g, _, u in pairs], allow_unused=True)
+                lookup = {id(p): h for (_, p, _), h in zip(pairs, hv, strict=True)}
+                total += torch.cat([(lookup.get(id(p)) if lookup.get(id(p)) is not None else torch.zeros_like(p))
+                                    .reshape(-1).double() for p in params])
+        return total
+
+    return hvp
+
+
+def lanczos(hvp: Callable[[torch.Tensor], torch.Tensor], size: int, iterations: int,
+            generator: torch.Generator) -> np.ndarray:
+    """Ritz values (ascending) of the symmetric operator after `iterations` Lanczos steps with full
+    reorthogonalisation; the extremes converge first, so the ends approximate λmin and λmax."""
+    import torch
+
+    m = max(1, min(iterations, size))
+    q = torch.randn(size, generator=generator, dtype=torch.float64)
+    q /= q.norm()
+    basis = [q]
+    alphas: list[float] = []
+    betas: list[float] = []
+    for k in range(m):
+        w = hvp(basis[k])
+        alpha = float(w @ basis[k])
+        alphas.append(alpha)
+        w = w - alpha * basis[k] - (betas[-1] * basis[k - 1] if k > 0 else 0.0)
+        for b in basis:  # full reorthogonalisation keeps the Ritz values from duplicating
+            w = w - (w @ b) * b
+        beta = float(w.norm())
+        if k == m - 1 or beta < 1e-10 or not np.isfinite(beta):
+            break
+        betas.append(beta)
+        basis.append(w / beta)
+    t = np.diag(alphas)
+    for i, b in enumerate(betas[:len(alphas) - 1]):
+        t[i, i + 1] = t[i + 1, i] = b
+    if not np.all(np.isfinite(t)):
+        return np.full(len(alphas), np.nan)
+    return np.linalg.eigvalsh(t)
+
+
+def sharpness(model: nn.Module, params: list[torch.Tensor], batches: Batches, iterations: int,
+              generator: torch.Generator, loss_fn: LossFn | None = None) -> np.ndarray:
+    """Ascending Ritz values of the loss Hessian at the model's current parameters."""
+    size = sum(p.numel() for p in params)
+    return lanczos(hvp_operator(model, params, batches, loss_fn), size, iterations, generator)
