@@ -95,7 +95,7 @@ def run(ctx: Context, config: FacetsConfig) -> FacetsResult:
                        Settings(method="yosinski", hyper=HYPER_SETS[config.hyper], steps=config.steps),
                        ctx.generator("facets"), init=torch.from_numpy(np.stack(means)).float())
     out, j = [], 0
-    for c, idx, points, labels, ordered in found:
+    for c, _idx, points, labels, ordered in found:
         facets = []
         for members in ordered:
             near = members[: config.nearest]
