@@ -4,7 +4,6 @@ ancestor, each expanded group laid out inside its parent, bottom-up; plus the `D
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -88,7 +87,6 @@ def all_groups(graph: Graph) -> set[str]:
 def draw_view(graph: Graph, expand: Iterable[str] = (), *, flat: bool = False, key: str = "",
               restarts: int = 4) -> View:
     """Lay out `graph` with the groups in `expand` (and their ancestors) open; `flat` ignores groups."""
-    start = time.perf_counter()
     index = _Index(graph)
     expanded = all_groups(graph) if flat else closed_expansion(graph, expand)
     levels = _level_edges(index, expanded, flat)
@@ -98,7 +96,7 @@ def draw_view(graph: Graph, expand: Iterable[str] = (), *, flat: bool = False, k
     edges = _place_labels(edges, boxes)
     w, h = builder.size[""]
     return View(key, tuple(sorted(expanded - {""})), round(w, 1), round(h, 1), tuple(boxes), tuple(edges),
-                builder.crossings, round(time.perf_counter() - start, 4))
+                builder.crossings)
 
 
 def _visible(index: _Index, expanded: set[str], node: str, flat: bool) -> str:
@@ -207,6 +205,9 @@ class _Builder:
         self.inner[gid] = result
         self.items[gid] = items
         width = max(result.width, 40.0)
+        if gid:
+            label, sub = self.labels(gid)
+            width = max(width, (len(label) + 2) * CHAR + len(sub) * CHAR * 0.8 + 16 - 2 * PAD)
         if gid == "":
             size = (width + 2 * PAD, result.height + 2 * PAD)
         else:
@@ -318,11 +319,17 @@ def _place_labels(edges: list[DrawnEdge], boxes: list[Box]) -> list[DrawnEdge]:
         return edges
     bx = np.array([[b.x, b.y, b.x + b.width, b.y + b.height] for b in boxes if b.kind != "expanded"] or [[0, 0, 0, 0]])
     placed: list[tuple[float, float, float, float]] = []
+    groups = {b.id: b.kind for b in boxes}
+    inside: dict[str, set[str]] = {}
+    for b in boxes:
+        inside.setdefault(b.group, set()).add(b.id)
     seen: set[tuple[str, str]] = set()
     out = []
     for e in edges:
         at = None
-        if len(e.points) >= 2 and (e.source, e.label) not in seen:
+        port = e.source in groups and groups[e.source] == "expanded" and e.target in inside.get(e.source, set())
+        port = port or (e.target in groups and e.source in inside.get(e.target, set()))
+        if len(e.points) >= 2 and (e.source, e.label) not in seen and not port:
             x0, y0 = e.points[1] if e.points[1][1] > e.points[0][1] else e.points[0]
             rect = (x0 + 3, y0 + 2, x0 + 3 + len(e.label) * LABEL_CHAR, y0 + 13)
             hit_box = np.any((bx[:, 0] < rect[2]) & (bx[:, 2] > rect[0]) & (bx[:, 1] < rect[3]) & (bx[:, 3] > rect[1]))

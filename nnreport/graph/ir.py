@@ -108,5 +108,4 @@ class View:
     height: float
     boxes: tuple[Box, ...]
     edges: tuple[DrawnEdge, ...]
-    crossings: int
-    seconds: float
+    crossings: int  # crossings between adjacent layers, summed over the compound levels
