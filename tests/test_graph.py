@@ -7,7 +7,6 @@ import random
 
 import pytest
 import torch
-from models import ZOO, ControlFlow, DictOutput, XSS
 from torch import nn
 
 import nnreport
@@ -16,6 +15,8 @@ from nnreport.graph import capture_graph, draw_graph
 from nnreport.graph.drawing import all_groups, draw_view
 from nnreport.graph.layout import layered_layout
 from nnreport.graph.metrics import count_crossings, overlapping_boxes
+
+from models import XSS, ZOO
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def _check_drawing(d) -> None:
     # Edges point down: y never decreases along a polyline.
     for e in d.edges:
         ys = [p[1] for p in e.points]
-        assert all(b >= a - 1e-6 for a, b in zip(ys, ys[1:])), (e.source, e.target, e.points)
+        assert all(b >= a - 1e-6 for a, b in zip(ys, ys[1:], strict=False)), (e.source, e.target, e.points)
         assert e.source in d.nodes and e.target in d.nodes
     # No two boxes overlap unless one is drawn inside the other (an open group's frame).
     by_id = {b.id: b for b in boxes}
@@ -138,7 +139,7 @@ def test_capture_leaves_the_model_untouched() -> None:
     for method in ("export", "eager"):
         capture_graph(model, inputs, method)
     assert scoped.model_state(model) == before
-    assert all(torch.equal(a, b) for a, b in zip(params, model.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(params, model.state_dict().values(), strict=False))
 
 
 def test_densenet_concatenations_stay_nodes(zoo_graphs) -> None:
@@ -194,7 +195,7 @@ def test_layout_invariants_on_random_dags(seed: int) -> None:
     lay = layered_layout(sizes, edges, seed=seed)
     rects = [(cx - sizes[n][0] / 2, cy - sizes[n][1] / 2, *sizes[n]) for n, (cx, cy) in lay.centres.items()]
     assert not overlapping_boxes(rects)
-    for (u, v), route in zip(edges, lay.routes):
+    for (u, v), route in zip(edges, lay.routes, strict=False):
         assert lay.layers[u] < lay.layers[v]
         ys = [p[1] for p in route]
         assert ys == sorted(ys)
