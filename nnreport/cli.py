@@ -85,6 +85,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inspect_options(d)
     _add_site_options(d)
 
+    c = sub.add_parser("compare", help="compare two models (or two saved reports) in one report",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("a", metavar="A", help="base: a model spec (or, with --bundles, a saved report or its inspection/)")
+    c.add_argument("b", metavar="B", help="head: a model spec (or, with --bundles, a saved report or its inspection/)")
+    c.add_argument("--bundles", action="store_true", help="A and B are saved reports: compare without recomputing")
+    c.add_argument("--data", metavar="DATA", help="data both models are inspected on (see build --data)")
+    c.add_argument("--input-shape", metavar="SHAPE", help="synthetic inputs without data")
+    c.add_argument("--factory", metavar="FILE.py:callable", help="builds the module for state-dict checkpoints")
+    c.add_argument("--unsafe-pickle", action="store_true", help="allow fully pickled modules")
+    c.add_argument("--names", metavar="A,B", help="labels for the two sides (default A,B), e.g. base,head")
+    c.add_argument("--out", default="nnreport-compare", metavar="DIR", help="output folder (default ./nnreport-compare)")
+    _add_inspect_options(c)
+    _add_site_options(c)
+
     sub.add_parser("list", help="list analyses, themes and built-in datasets")
     return parser
 
@@ -186,7 +200,36 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"build": cmd_build, "render": cmd_render, "demo": cmd_demo, "list": cmd_list}
+def cmd_compare(args: argparse.Namespace) -> int:
+    from nnreport.compare import compare, parse_names
+
+    config = _config(args)
+    _check_theme(config.theme)
+    names = parse_names(args.names)
+    if args.bundles:
+        from nnreport.inspection import Inspection
+
+        sides: tuple[Any, Any] = (Inspection.load(args.a), Inspection.load(args.b))
+        data = args.data
+    else:
+        from nnreport.loading import load_data, load_model
+
+        data = load_data(args.data, config.seed) if args.data else None
+        sides = tuple(load_model(spec, factory=args.factory, unsafe_pickle=args.unsafe_pickle, seed=config.seed)
+                      for spec in (args.a, args.b))  # type: ignore[assignment]
+        if data is None and args.input_shape:
+            from nnreport.loading import example_inputs
+
+            for side in sides:
+                side.example_inputs = example_inputs(side, None, args.input_shape, config.seed)
+    report = compare(sides[0], sides[1], data=data, config=config, names=names, progress=_progress())
+    path = report.save(args.out, theme=config.theme, single_file=config.single_file, timings=config.timings)
+    print(f"nnreport: wrote {path / ('report.html' if config.single_file else 'index.html')}", file=sys.stderr)
+    failed = report.a.failed + report.b.failed
+    return EXIT_ANALYSES_FAILED if failed else EXIT_OK
+
+
+COMMANDS = {"build": cmd_build, "render": cmd_render, "demo": cmd_demo, "compare": cmd_compare, "list": cmd_list}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -90,6 +90,13 @@ def environment() -> jinja2.Environment:
     return env
 
 
+def links(env: jinja2.Environment, url: Callable[[str], str], page_url: Callable[[str], str],
+          anchor: Callable[..., str]) -> None:
+    """Set how templates link: `url(asset path)`, `page_url(slug)`, `anchor(slug, fragment)`. They are
+    globals, so that macros imported from macros.html see them too."""
+    env.globals.update(url=url, page_url=page_url, anchor=anchor)
+
+
 def _page_status(spec: PageSpec, insp: Inspection) -> tuple[str, tuple[AnalysisRecord, ...]]:
     records = tuple(r for r in (insp.record(a) for a in spec.analyses) if r is not None)
     if not spec.analyses:
@@ -131,16 +138,15 @@ def render_files(insp: Inspection, theme: str = "light", single_file: bool = Fal
     nav = tuple(NavItem(p.spec.slug, p.spec.title, p.status) for p in pages)
     env = environment()
     files: dict[str, bytes] = {}
+    if not single_file:
+        links(env, url=lambda path: path, page_url=page_file,
+              anchor=lambda slug, frag="": f"{page_file(slug)}#{frag}" if frag else page_file(slug))
     if single_file:
         files[SINGLE_FILE_NAME] = _single_file(env, pages, nav, insp, theme_obj, assets).encode("utf-8")
     else:
         for p in pages:
             site = SiteInfo(insp.manifest.title, nav, p.spec.slug, theme_obj, insp, __version__, False, CSP)
-            html = env.get_template(p.template).render(
-                layout="base.html", site=site, page=p.context, spec=p.spec, url=lambda path: path, page_url=page_file,
-                anchor=lambda slug, frag="": f"{page_file(slug)}#{frag}" if frag else page_file(slug),
-            )
-            files[page_file(p.spec.slug)] = html.encode("utf-8")
+            files[page_file(p.spec.slug)] = _render_page(env, p, site, "base.html").encode("utf-8")
         files.update(assets.files)
         files["assets/nnreport.css"] = theme_obj.css.encode("utf-8")
         files["assets/vega.js"] = chart_runtime()
@@ -151,17 +157,27 @@ def render_files(insp: Inspection, theme: str = "light", single_file: bool = Fal
     return files
 
 
+def _render_page(env: jinja2.Environment, p: RenderedPage, site: SiteInfo, layout: str) -> str:
+    """Render one page; a template error shows on a status page instead of stopping the build."""
+    try:
+        return env.get_template(p.template).render(layout=layout, site=site, page=p.context, spec=p.spec)
+    except Exception as exc:
+        records = p.context.records if isinstance(p.context, StatusPage) else ()
+        failed = AnalysisRecord(f"{p.spec.slug} page", p.spec.title, "failed",
+                                f"drawing the page failed: {type(exc).__name__}: {exc}")
+        return env.get_template("status.html").render(layout=layout, site=site, page=StatusPage(records + (failed,)),
+                                                      spec=p.spec)
+
+
 def _single_file(env: jinja2.Environment, pages: list[RenderedPage], nav: tuple[NavItem, ...], insp: Inspection,
                  theme: Theme, assets: Assets) -> str:
     """All pages as sections of one HTML file, with images as data URIs and scripts inline."""
-    url: Callable[[str], str] = lambda path: _data_uri(path, assets.files[path])  # noqa: E731
+    links(env, url=lambda path: _data_uri(path, assets.files[path]), page_url=lambda slug: f"#page-{slug}",
+          anchor=lambda slug, frag="": f"#{frag}" if frag else f"#page-{slug}")
     sections = []
     for p in pages:
         site = SiteInfo(insp.manifest.title, nav, p.spec.slug, theme, insp, __version__, True, CSP)
-        sections.append(env.get_template(p.template).render(
-            layout="fragment.html", site=site, page=p.context, spec=p.spec, url=url,
-            page_url=lambda slug: f"#page-{slug}", anchor=lambda slug, frag="": f"#{frag}" if frag else f"#page-{slug}",
-        ))
+        sections.append(_render_page(env, p, site, "fragment.html"))
     site = SiteInfo(insp.manifest.title, nav, "index", theme, insp, __version__, True, CSP)
     return env.get_template("single.html").render(
         site=site, sections=list(zip(pages, sections, strict=True)), css=theme.css,

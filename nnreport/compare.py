@@ -1,0 +1,298 @@
+"""Compare two models (or two saved inspections): what changed in layers, metrics and predictions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from nnreport.config import ReportConfig
+from nnreport.errors import UsageError
+from nnreport.inspection import Inspection
+from nnreport.progress import ProgressFn, silent
+
+if TYPE_CHECKING:
+    from nnreport.analyses.summary import LayerRow, SummaryResult
+
+Change = Literal["same", "changed", "added", "removed"]
+MAX_FLIPS_SHOWN = 24
+
+
+@dataclass(frozen=True)
+class LayerDiff:
+    """One module call matched by module path and call number across the two models."""
+
+    path: str
+    call: int
+    status: Change
+    type_a: str
+    type_b: str
+    params_a: int
+    params_b: int
+    output_a: str
+    output_b: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    a: float | None
+    b: float | None
+    # How to show it: an integer count, a fraction as a percentage, or bytes.
+    kind: Literal["count", "percent", "bytes", "number"] = "number"
+
+
+@dataclass(frozen=True)
+class ClassAccuracy:
+    name: str
+    a: float
+    b: float
+
+
+@dataclass(frozen=True)
+class Flip:
+    """A test sample whose predicted class differs between the two models."""
+
+    index: int
+    label: int
+    pred_a: int
+    pred_b: int
+    # Input image (display space, [0, 1], C×H×W) and each model's relevance map for its own prediction,
+    # where the data and both models were at hand (empty arrays otherwise).
+    image: np.ndarray
+    relevance_a: np.ndarray
+    relevance_b: np.ndarray
+
+
+@dataclass(frozen=True)
+class Comparison:
+    names: tuple[str, str]
+    metrics: tuple[Metric, ...]
+    layers: tuple[LayerDiff, ...]
+    per_class: tuple[ClassAccuracy, ...]
+    flips: tuple[Flip, ...]
+    flips_total: int
+    fixed: int  # wrong under A, right under B
+    broken: int  # right under A, wrong under B
+    evaluated: int
+    prediction_note: str
+    relevance_method: str
+
+    @property
+    def layer_changes(self) -> tuple[LayerDiff, ...]:
+        return tuple(d for d in self.layers if d.status != "same")
+
+    @property
+    def identical(self) -> bool:
+        return not self.layer_changes and self.flips_total == 0 and all(m.a == m.b for m in self.metrics)
+
+
+def _key_rows(summary: SummaryResult | None) -> dict[tuple[str, int], LayerRow]:
+    return {(r.path, r.call): r for r in summary.rows} if summary else {}
+
+
+def _shape_text(row: LayerRow | None) -> str:
+    from nnreport.site.formatting import fmt_shapes
+
+    return fmt_shapes([s[1:] for s in row.output_shapes]) if row is not None else ""
+
+
+def diff_layers(a: SummaryResult | None, b: SummaryResult | None) -> tuple[LayerDiff, ...]:
+    """Match rows by (module path, call); order follows B, with A's removed rows after their predecessor."""
+    rows_a, rows_b = _key_rows(a), _key_rows(b)
+    order = list(rows_b)
+    for i, key in enumerate(rows_a):
+        if key not in rows_b:
+            before = list(rows_a)[:i]
+            pos = max((order.index(k) + 1 for k in before if k in order), default=0)
+            order.insert(pos, key)
+    diffs = []
+    for key in order:
+        ra, rb = rows_a.get(key), rows_b.get(key)
+        status: Change
+        details = []
+        if ra is None:
+            status = "added"
+        elif rb is None:
+            status = "removed"
+        else:
+            if ra.type != rb.type:
+                details.append(f"type {ra.type} → {rb.type}")
+            if ra.params != rb.params:
+                details.append(f"params {ra.params:,} → {rb.params:,}")
+            if _shape_text(ra) != _shape_text(rb):
+                details.append(f"output {_shape_text(ra)} → {_shape_text(rb)}")
+            status = "changed" if details else "same"
+        diffs.append(LayerDiff(
+            key[0], key[1], status, ra.type if ra else "", rb.type if rb else "", ra.params if ra else 0,
+            rb.params if rb else 0, _shape_text(ra), _shape_text(rb), "; ".join(details),
+        ))
+    return tuple(diffs)
+
+
+def _metrics(a: Inspection, b: Inspection) -> tuple[Metric, ...]:
+    sa, sb = a.result("summary"), b.result("summary")
+    ma, mb = a.manifest.model, b.manifest.model
+    rows = [
+        Metric("Parameters", ma.num_params, mb.num_params, "count"),
+        Metric("Trainable parameters", ma.trainable_params, mb.trainable_params, "count"),
+        Metric("Size of parameters", ma.param_bytes, mb.param_bytes, "bytes"),
+    ]
+    if sa is not None and sb is not None:
+        rows.append(Metric("Mult-adds (one sample)", sa.total_mult_adds, sb.total_mult_adds, "count"))
+        rows.append(Metric("Test accuracy", sa.accuracy, sb.accuracy, "percent"))
+    return tuple(rows)
+
+
+def _per_class(a: Inspection, b: Inspection) -> tuple[ClassAccuracy, ...]:
+    sa, sb = a.result("summary"), b.result("summary")
+    if sa is None or sb is None or sa.per_class_accuracy is None or sb.per_class_accuracy is None:
+        return ()
+    names = b.manifest.model.class_names or a.manifest.model.class_names or ()
+    n = min(len(sa.per_class_accuracy), len(sb.per_class_accuracy))
+    return tuple(ClassAccuracy(names[i] if i < len(names) else str(i), sa.per_class_accuracy[i], sb.per_class_accuracy[i])
+                 for i in range(n))
+
+
+def _prediction_flips(a: Inspection, b: Inspection) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """Indices of flipped samples with their labels and both predictions; a note when not comparable."""
+    sa, sb = a.result("summary"), b.result("summary")
+    empty = np.zeros(0, dtype=np.int64)
+    if sa is None or sb is None or sa.predictions is None or sb.predictions is None:
+        return empty, empty, empty, "predictions need labelled data and one score per class from both models"
+    if a.manifest.model.data_name != b.manifest.model.data_name or sa.labels is None or sb.labels is None \
+            or len(sa.labels) != len(sb.labels) or not np.array_equal(sa.labels, sb.labels):
+        return empty, empty, empty, "the two reports were evaluated on different data, so predictions cannot be matched"
+    return np.flatnonzero(sa.predictions != sb.predictions), sa.predictions, sb.predictions, ""
+
+
+def compare_inspections(a: Inspection, b: Inspection, names: tuple[str, str] = ("A", "B"),
+                        flip_details: Any = None) -> Comparison:
+    """Compare two inspections. `flip_details(indices) -> (images, rel_a, rel_b, method)` adds pictures."""
+    idx, pa, pb, note = _prediction_flips(a, b)
+    labels = a.result("summary").labels if len(idx) else None
+    shown = idx[:MAX_FLIPS_SHOWN]
+    images = rel_a = rel_b = None
+    method = ""
+    if flip_details is not None and len(shown):
+        images, rel_a, rel_b, method = flip_details(shown)
+    flips = tuple(
+        Flip(int(i), int(labels[i]), int(pa[i]), int(pb[i]),
+             images[k] if images is not None else np.zeros(0, np.float32),
+             rel_a[k] if rel_a is not None else np.zeros(0, np.float32),
+             rel_b[k] if rel_b is not None else np.zeros(0, np.float32))
+        for k, i in enumerate(shown)
+    )
+    fixed = int(sum(1 for i in idx if pb[i] == labels[i])) if len(idx) else 0
+    broken = int(sum(1 for i in idx if pa[i] == labels[i])) if len(idx) else 0
+    sa = a.result("summary")
+    return Comparison(
+        names=names, metrics=_metrics(a, b), layers=diff_layers(sa, b.result("summary")),
+        per_class=_per_class(a, b), flips=flips, flips_total=int(len(idx)), fixed=fixed, broken=broken,
+        evaluated=int(sa.eval_samples) if sa is not None and not note else 0, prediction_note=note,
+        relevance_method=method,
+    )
+
+
+def _flip_details(subject_a: Any, subject_b: Any, data: Any) -> Any:
+    """Pictures for flipped samples: the input and each model's LRP map for its own prediction."""
+
+    def details(indices: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, str]:
+        import torch
+
+        if data is None or data.kind != "image":
+            return None, None, None, ""
+        x = torch.from_numpy(np.ascontiguousarray(data.x_test[indices]))
+        images = data.to_display(data.x_test[indices]).astype(np.float32)
+        maps = []
+        for subject in (subject_a, subject_b):
+            try:
+                from nnreport.relevance import attribute
+
+                maps.append(attribute(subject.model, x, None, method="lrp").sum(axis=1).astype(np.float32))
+            except Exception:  # a model LRP cannot explain: show the inputs without maps
+                return images, None, None, ""
+        return images, maps[0], maps[1], "LRP (epsilon_plus_flat), each model for its own prediction"
+
+    return details
+
+
+@dataclass
+class ComparisonReport:
+    """Two inspections and what differs between them; `.save(out)` writes the compare site."""
+
+    a: Inspection
+    b: Inspection
+    result: Comparison
+
+    def save(self, out: str | Path, theme: str = "light", single_file: bool = False, timings: bool = True) -> Path:
+        from nnreport.site.compare import render_comparison
+
+        return render_comparison(self, out, theme=theme, single_file=single_file, timings=timings)
+
+    def markdown(self) -> str:
+        from nnreport.site.compare import comparison_markdown
+
+        return comparison_markdown(self)
+
+
+def _as_inspection(item: Any, data: Any, config: ReportConfig, progress: ProgressFn, label: str) -> tuple[Inspection, Any]:
+    from nnreport.api import Report, inspect
+    from nnreport.loading import load_model
+
+    if isinstance(item, Inspection):
+        return item, None
+    if isinstance(item, Report):
+        return item.inspect(), load_model(item.model, seed=config.seed)
+    if isinstance(item, (str, Path)) and Path(item).is_dir():
+        return Inspection.load(item), None
+    subject = load_model(item, seed=config.seed)
+    return inspect(subject, data, config, progress=progress, model_spec=str(item) if isinstance(item, str) else label), subject
+
+
+def compare(a: Any, b: Any, data: Any = None, config: ReportConfig | None = None, names: tuple[str, str] = ("A", "B"),
+            progress: ProgressFn = silent) -> ComparisonReport:
+    """Compare two models (nn.Module, Subject, model spec or Report) or two saved inspections (Inspection
+    or bundle folder). Models are inspected with the same config, data and seed, so that every analysis
+    sees the same inputs, grid and directions."""
+    from nnreport.loading import load_data
+
+    config = config or ReportConfig()
+    dataset = load_data(data, config.seed) if data is not None else None
+    insp_a, subj_a = _as_inspection(a, dataset, config, progress, names[0])
+    insp_b, subj_b = _as_inspection(b, dataset, config, progress, names[1])
+    if dataset is None:
+        dataset = _builtin_data(insp_a, config.seed)
+    details = _flip_details(subj_a, subj_b, dataset) if subj_a is not None and subj_b is not None else None
+    if details is None and dataset is not None:
+        details = _images_only(dataset)
+    return ComparisonReport(insp_a, insp_b, compare_inspections(insp_a, insp_b, names, details))
+
+
+def _builtin_data(insp: Inspection, seed: int) -> Any:
+    """Built-in data named in a bundle can be rebuilt exactly, so flips get their pictures from bundles too."""
+    from nnreport.datasets import builtin_names, load_builtin
+
+    name = insp.manifest.model.data_name
+    return load_builtin(name, insp.manifest.provenance.seed) if name in builtin_names() else None
+
+
+def _images_only(data: Any) -> Any:
+    def details(indices: np.ndarray) -> tuple[np.ndarray | None, None, None, str]:
+        if data.kind != "image":
+            return None, None, None, ""
+        return data.to_display(data.x_test[indices]).astype(np.float32), None, None, ""
+
+    return details
+
+
+def parse_names(text: str | None) -> tuple[str, str]:
+    if not text:
+        return ("A", "B")
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise UsageError(f"--names {text!r} needs two names, e.g. --names base,head")
+    return parts[0], parts[1]

@@ -1,0 +1,182 @@
+"""The compare site: what changed between two reports, plus both reports side by side (torch-free)."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nnreport import __version__
+from nnreport.resources import resource_dir
+from nnreport.site import images
+from nnreport.site.assets import Assets, ChartRef, ImageRef
+from nnreport.site.build import (
+    CSP,
+    MARKER,
+    SINGLE_FILE_NAME,
+    NavItem,
+    SiteInfo,
+    chart_runtime,
+    environment,
+    links,
+    render_files,
+    write_atomic,
+)
+from nnreport.site.pages import PageSpec
+from nnreport.site.themes import load_theme
+
+# The side-by-side pages frame the two reports' own pages (files beside them); nothing else changes.
+COMPARE_CSP = CSP + "; frame-src 'self'"
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from nnreport.compare import Comparison, ComparisonReport
+
+
+@dataclass(frozen=True)
+class FlipView:
+    index: int
+    label: str
+    pred_a: str
+    pred_b: str
+    picture: ImageRef | None
+    verdict: str
+
+
+@dataclass(frozen=True)
+class ComparePage:
+    result: Comparison
+    flips: tuple[FlipView, ...]
+    charts: tuple[ChartRef, ...]
+    sides: tuple[tuple[str, str], ...]  # (slug, title) of pages both reports have
+    title_a: str
+    title_b: str
+
+
+@dataclass(frozen=True)
+class SidePage:
+    slug: str
+    title: str
+    names: tuple[str, str]
+    src_a: str
+    src_b: str
+
+
+def _class_name(names: tuple[str, ...] | None, i: int) -> str:
+    return names[i] if names and 0 <= i < len(names) else str(i)
+
+
+def _flip_picture(flip: Any, assets: Assets, cmap: str) -> ImageRef | None:
+    """Input | A's map | B's map | B − A (each map scaled to its own largest magnitude first)."""
+    if flip.image.size == 0:
+        return None
+    size = flip.image.shape[-1]
+    scale = max(1, 96 // size)
+    tiles = [images.upscale(images.to_rgb(flip.image), scale)]
+    if flip.relevance_a.size and flip.relevance_b.size:
+        ra = flip.relevance_a / (np.abs(flip.relevance_a).max() + 1e-12)
+        rb = flip.relevance_b / (np.abs(flip.relevance_b).max() + 1e-12)
+        for m in (ra, rb, rb - ra):
+            tiles.append(images.upscale(images.colourize(m, cmap, -1.0, 1.0), scale))
+    grid = images.tile(tiles, columns=len(tiles), pad=2)
+    return assets.png(f"flip-{flip.index}", grid, f"test sample {flip.index}")
+
+
+def _per_class_chart(result: Comparison, assets: Assets) -> ChartRef | None:
+    import altair as alt
+
+    if not result.per_class:
+        return None
+    rows = [{"class": c.name, "model": name, "accuracy": acc, "order": i}
+            for i, c in enumerate(result.per_class) for name, acc in zip(result.names, (c.a, c.b), strict=True)]
+    chart = alt.Chart(alt.Data(values=rows)).mark_bar().encode(
+        x=alt.X("class:N", sort=alt.SortField("order")), xOffset=alt.XOffset("model:N"),
+        y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1])), color=alt.Color("model:N", title=None),
+        tooltip=["class:N", "model:N", alt.Tooltip("accuracy:Q", format=".1%")],
+    ).properties(width=max(220, 44 * len(result.per_class)), height=180, title="Test accuracy per class")
+    return assets.chart(chart, "Test accuracy per class for both models",
+                        f"{result.names[0]} and {result.names[1]} on the same {result.evaluated} test samples.")
+
+
+def _page_titles(files: dict[str, bytes]) -> dict[str, str]:
+    titles = {}
+    for path, data in files.items():
+        if path.endswith(".html") and "/" not in path and path != "index.html":
+            text = data.decode("utf-8", "replace")
+            start = text.find("<title>")
+            titles[path[:-5]] = html.unescape(text[start + 7:text.find(" · ", start)]) if start >= 0 else path[:-5]
+    return titles
+
+
+def render_comparison(report: ComparisonReport, out: str | Path, theme: str = "light", single_file: bool = False,
+                      timings: bool = True) -> Path:
+    """Write the compare site: index.html (the differences), side-<page>.html, a/ and b/ (both reports)."""
+    a, b = (report.a, report.b) if timings else (report.a.without_timings(), report.b.without_timings())
+    theme_obj = load_theme(theme)
+    files_a = render_files(a, theme, single_file=single_file)
+    files_b = render_files(b, theme, single_file=single_file)
+    assets = Assets()
+    result = report.result
+    names_a, names_b = a.manifest.model.class_names, b.manifest.model.class_names
+    flips = tuple(FlipView(
+        f.index, _class_name(names_a, f.label), _class_name(names_a, f.pred_a), _class_name(names_b, f.pred_b),
+        _flip_picture(f, assets.for_page("compare"), theme_obj.colour_maps["diverging"]),
+        "fixed" if f.pred_b == f.label else ("broken" if f.pred_a == f.label else "changed"),
+    ) for f in result.flips)
+    chart = _per_class_chart(result, assets.for_page("compare"))
+    titles_a, titles_b = _page_titles(files_a), _page_titles(files_b)
+    sides = tuple((slug, titles_b[slug]) for slug in titles_b if slug in titles_a) if not single_file else ()
+    context = ComparePage(result, flips, (chart,) if chart else (), sides, a.manifest.title, b.manifest.title)
+    env = environment()
+    nav = (NavItem("index", "Differences", "ok"),) + tuple(NavItem(f"side-{s}", t, "ok") for s, t in sides)
+    page_spec = PageSpec("index", "Differences", (), 0, "compare.html", lambda *_: None)
+    files: dict[str, bytes] = {}
+    links(env, url=(lambda p: p) if not single_file else (lambda p: _data_uri(assets.files[p])),
+          page_url=lambda slug: f"{slug}.html", anchor=lambda slug, frag="": f"{slug}.html#{frag}")
+
+    def render(template: str, spec: PageSpec, page: Any, layout: str = "base.html") -> str:
+        site = SiteInfo(f"{result.names[0]} vs {result.names[1]} — nnreport compare", nav, spec.slug, theme_obj, b,
+                        __version__, single_file, COMPARE_CSP)
+        return env.get_template(template).render(layout=layout, site=site, page=page, spec=spec)
+
+    if single_file:
+        body = render("compare.html", page_spec, context, layout="fragment.html")
+        embedded = {"a": files_a[SINGLE_FILE_NAME].decode(), "b": files_b[SINGLE_FILE_NAME].decode()}
+        site = SiteInfo(f"{result.names[0]} vs {result.names[1]} — nnreport compare", (NavItem("index", "Differences", "ok"),),
+                        "index", theme_obj, b, __version__, True, COMPARE_CSP)
+        files[SINGLE_FILE_NAME] = env.get_template("compare_single.html").render(
+            site=site, body=body, embedded=embedded, names=result.names, css=theme_obj.css,
+            runtime=chart_runtime().decode("utf-8"),
+            script=(resource_dir("templates") / "static" / "nnreport.js").read_text(encoding="utf-8"),
+        ).encode("utf-8")
+    else:
+        files["index.html"] = render("compare.html", page_spec, context).encode("utf-8")
+        for slug, title in sides:
+            spec = PageSpec(f"side-{slug}", title, (), 1, "compare_side.html", lambda *_: None)
+            files[f"side-{slug}.html"] = render("compare_side.html", spec, SidePage(
+                slug, title, result.names, f"a/{slug}.html", f"b/{slug}.html")).encode("utf-8")
+        files.update(assets.files)
+        files["assets/nnreport.css"] = theme_obj.css.encode("utf-8")
+        files["assets/vega.js"] = chart_runtime()
+        files["assets/nnreport.js"] = (resource_dir("templates") / "static" / "nnreport.js").read_bytes()
+    for prefix, sub in (("a", files_a), ("b", files_b)):
+        files.update({f"{prefix}/{k}": v for k, v in sub.items() if k != MARKER})
+    files["summary.md"] = comparison_markdown(report).encode("utf-8")
+    files[MARKER] = f"generated by nnreport {__version__} (compare); a rebuild replaces this folder\n".encode()
+    return write_atomic(files, out)
+
+
+def _data_uri(data: bytes) -> str:
+    import base64
+
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def comparison_markdown(report: ComparisonReport) -> str:
+    """A diff table for a pull-request comment (under 60,000 characters)."""
+    text = environment().get_template("compare.md").render(r=report.result, a=report.a.manifest, b=report.b.manifest)
+    limit = 60_000
+    return text if len(text) <= limit else text[: limit - 40] + "\n\n_(summary truncated)_\n"
