@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 TILE = 24  # drawn size of one patch
 CELL = 13  # one cell of the cluster x class matrix
 GAP_Y = 16  # between clusters
+BLOCK_GAP = 10  # extra space between biclusters (rows) and half of it between column biclusters
 EDGE_GAP = 120  # between a column's matrix and the next column's rectangles
 HEADER = 78  # room for the layer strip and the group headers
 STRIP_Y = 8  # the layer strip at the very top
@@ -117,6 +118,12 @@ def _cluster_image(patches: np.ndarray | None, assets: Assets, name: str, alt: s
     return ref, cols * TILE, rows * TILE
 
 
+def _cell_x(r: CNNVisResult, k: int) -> float:
+    """x of the k-th matrix column (in bicluster order), with a gap between column biclusters."""
+    blocks = [r.column_bicluster[c] for c in r.class_order[:k + 1]]
+    return k * CELL + BLOCK_GAP / 2 * sum(1 for a, b in zip(blocks, blocks[1:], strict=False) if a != b)
+
+
 def _top(r: CNNVisResult) -> float:
     """Where the clusters start: below the headers and the class labels (drawn at 60 degrees, cut at 14 characters)."""
     longest = max((min(len(c), 14) for c in r.classes), default=1)
@@ -131,16 +138,20 @@ def _column(r: CNNVisResult, g: int, group: LayerGroup, x: float, assets: Assets
     span = members[0] if len(members) == 1 else f"{members[0]} … {members[-1]} ({len(members)} layers)"
     y = top
     boxes, anchors = [], {}
+    previous = None
     widest = 0.0
     for c in group.order:
         cluster = group.clusters[c]
+        if previous is not None and group.row_bicluster[c] != previous:
+            y += BLOCK_GAP  # a new row bicluster
+        previous = group.row_bicluster[c]
         ref, w, h = _cluster_image(cluster.patches, assets, f"g{g}-c{c}",
                                    f"Top-example patches of neuron cluster {c + 1} of {rep.name}")
         cells = []
         for k, col in enumerate(r.class_order):
             v = float(cluster.profile[col])
             colour = _hex(images.colourize(np.array([[v]]), "rdbu", -vmax, vmax)[0, 0])
-            cells.append(Cell(k * CELL, 0, colour, f"{r.classes[col]}: {v:+.2f}"))
+            cells.append(Cell(_cell_x(r, k), 0, colour, f"{r.classes[col]}: {v:+.2f}"))
         units = len(cluster.units)
         label = f"{units} unit{'s' if units != 1 else ''}"
         title = (f"cluster {c + 1} of {rep.name}: units {', '.join(str(u) for u in cluster.units[:24])}"
@@ -154,9 +165,9 @@ def _column(r: CNNVisResult, g: int, group: LayerGroup, x: float, assets: Assets
     boxes = [ClusterBox(b.x, b.y, b.width, b.height, b.image, b.label, b.title,
                         tuple(Cell(strip_x + cell.x, b.y + (min(b.height, 2 * CELL) - CELL) / 2, cell.colour, cell.title)
                               for cell in b.cells)) for b in boxes]
-    labels = tuple(ClassLabel(strip_x + k * CELL + CELL / 2, top - 8, r.classes[col], r.column_bicluster[col])
+    labels = tuple(ClassLabel(strip_x + _cell_x(r, k) + CELL / 2, top - 8, r.classes[col], r.column_bicluster[col])
                    for k, col in enumerate(r.class_order))
-    right = strip_x + len(r.class_order) * CELL
+    right = strip_x + _cell_x(r, len(r.class_order) - 1) + CELL
     anchors = {c: (left, cy, right) for c, (left, cy, _) in anchors.items()}
     column = GroupColumn(x, rep.name, span, GROUP_COLOURS[g % len(GROUP_COLOURS)], labels, tuple(boxes))
     return column, anchors, y
