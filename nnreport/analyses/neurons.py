@@ -170,7 +170,10 @@ class FacetsConfig:
     layer: str = ""
     nearest: int = 6
     perplexity: float = 20.0
-    steps: int = 48  # optimisation from each facet's mean image (pixel-space method, featvis's regulariser)
+    # Optimisation of the class score from each facet's mean image (pixel-space method); a small step
+    # keeps it near the facet, as in Nguyen et al.
+    steps: int = 48
+    lr: float = 0.01
     hyper: HyperSet = "yosinski3"
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {

@@ -81,7 +81,7 @@ def run(ctx: Context, config: ActivationsConfig) -> ActivationsResult:
             top = _top(ctx, config, tk, c, field, kind, split)
         dead, saturated, basis = _flags(stats, maps)
         result_layers.append(LayerActivations(
-            path=c.path, type=c.type, shape=c.shape, units=c.shape[0], shown=shown, maps=maps.astype(np.float32),
+            path=c.path, type=c.type, shape=c.shape, units=c.shape[0], shown=shown, maps=maps.astype(np.float16),
             receptive=tuple((a.size, a.jump, a.start) for a in field) if field else None,
             dead=dead, saturated=saturated, flag_basis=basis, stats=stats, top=top))
     rep.step(3, 3)
@@ -178,7 +178,7 @@ def _top(ctx: Context, config: ActivationsConfig, tk: TopK, c: L.LayerChoice, fi
     ys = data.y_train if split == "train" else data.y_test
     labels = ys[index].astype(np.int64) if ys is not None and np.issubdtype(ys.dtype, np.integer) else None
     if kind != "image":
-        crops = xs[index].astype(np.float32)
+        crops = xs[index].astype(np.float16)
         return TopExamples(values.astype(np.float32), index, labels, crops, np.zeros((*index.shape, 0, 2), np.int64))
     images = to_display(ctx, xs[np.unique(index)])
     lookup = {int(i): j for j, i in enumerate(np.unique(index))}
@@ -188,7 +188,7 @@ def _top(ctx: Context, config: ActivationsConfig, tk: TopK, c: L.LayerChoice, fi
     size = tuple(min(a.size, config.max_crop * -(-a.size // config.max_crop)) for a in fld)
     step = tuple(-(-a.size // config.max_crop) for a in fld)
     out_shape = tuple(-(-s // st) for s, st in zip(size, step, strict=True))
-    crops = np.full((*index.shape, xs.shape[1], *out_shape), np.nan, dtype=np.float32)
+    crops = np.full((*index.shape, xs.shape[1], *out_shape), np.nan, dtype=np.float16)
     wins = np.zeros((*index.shape, 2, 2), dtype=np.int64)
     for u in range(index.shape[0]):
         for r in range(index.shape[1]):

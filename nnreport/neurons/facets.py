@@ -92,7 +92,7 @@ def run(ctx: Context, config: FacetsConfig) -> FacetsResult:
     if means:
         space = input_space(ctx)
         opt = maximise(ctx.model, output, module_map(ctx.model, [output])[output], units, acts.input_shape, space,
-                       Settings(method="yosinski", hyper=HYPER_SETS[config.hyper], steps=config.steps),
+                       Settings(method="yosinski", hyper=HYPER_SETS[config.hyper], steps=config.steps, lr=config.lr),
                        ctx.generator("facets"), init=torch.from_numpy(np.stack(means)).float())
     out, j = [], 0
     for c, _idx, points, labels, ordered in found:
@@ -100,10 +100,10 @@ def run(ctx: Context, config: FacetsConfig) -> FacetsResult:
         for members in ordered:
             near = members[: config.nearest]
             facets.append(Facet(
-                size=len(members), members=members, nearest=near,
-                nearest_images=to_display(ctx, data.x_train[near]),
-                mean_image=to_display(ctx, data.x_train[members].mean(0, keepdims=True))[0],
-                optimised=opt.display[j], start_value=float(opt.trace[j, 0]), end_value=float(opt.trace[j, -1])))
+                size=len(members), members=members.astype(np.int32), nearest=near,
+                nearest_images=to_display(ctx, data.x_train[near]).astype(np.float16),
+                mean_image=to_display(ctx, data.x_train[members].mean(0, keepdims=True))[0].astype(np.float16),
+                optimised=opt.display[j].astype(np.float16), start_value=float(opt.trace[j, 0]), end_value=float(opt.trace[j, -1])))
             j += 1
         out.append(ClassFacets(c, names[c], points, labels, tuple(facets)))
     rep.step(shown + 1, shown + 1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from nnreport.analyses.neurons import ActivationsResult, FeatvisConfig, FeatvisResult, LayerFeatvis
 from nnreport.context import Context
 from nnreport.errors import Skipped
@@ -47,7 +49,7 @@ def run(ctx: Context, config: FeatvisConfig) -> FeatvisResult:
         rep.step(i, len(acts.layers), layer.path)
         m = maximise(ctx.model, layer.path, modules[layer.path], list(range(layer.shown)), acts.input_shape, space,
                      settings(config), ctx.generator(f"featvis:{layer.path}"))
-        out.append(LayerFeatvis(layer.path, layer.shown, m.display, m.trace))
+        out.append(LayerFeatvis(layer.path, layer.shown, m.display.astype(np.float16), m.trace))
     rep.step(len(acts.layers), len(acts.layers))
     note = ""
     if config.method == "fourier" and acts.input_kind != "image":
