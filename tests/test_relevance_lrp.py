@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from models import MLP, ResNetLike, TinyCNN, resnet18_like
 from nnreport import scoped
 from nnreport.relevance import attribute, explain, prepare
+
+from models import MLP, ResNetLike, TinyCNN, resnet18_like
 
 RULES = ["zero", "epsilon", "gamma", "alpha2_beta1", "alpha1_beta0", "zplus", "flat", "wsquare", "zbox"]
 

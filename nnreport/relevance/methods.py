@@ -218,7 +218,6 @@ def lrp(canon: Canonical, x: torch.Tensor, target: torch.Tensor, composite: str 
         rule: str | None = None, epsilon: float = 1e-6, gamma: float = 0.25, low: float | None = None,
         high: float | None = None, **_: Any) -> Explanation:
     """Layer-wise Relevance Propagation with a composite (or one `rule` everywhere)."""
-    import torch
 
     from nnreport.relevance.lrp import composites
 

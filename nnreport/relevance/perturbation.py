@@ -1,0 +1,91 @@
+"""Region perturbation (Samek et al. 2017): remove regions in relevance order, track the explained score,
+and summarise each ordering by its area over the perturbation curve (AOPC)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+Replacement = Literal["uniform", "zero", "blur"]
+ScoreFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Mean score drop f(x₀) − f(x_k) after k removed regions (k = 0 … steps), and the AOPC with its standard
+    error over samples."""
+
+    drop: np.ndarray
+    aopc: float
+    se: float
+
+
+def region_index(shape: tuple[int, ...], region: int) -> tuple[np.ndarray, int]:
+    """For an input of `shape` (without batch): each element's region id and the number of regions.
+    Images (C, H, W) use a grid of region×region squares across all channels; other inputs, single elements."""
+    if len(shape) == 3:
+        _, h, w = shape
+        rows, cols = -(-h // region), -(-w // region)
+        ids = (np.arange(h)[:, None] // region) * cols + (np.arange(w)[None, :] // region)
+        return np.broadcast_to(ids, shape).copy(), rows * cols
+    n = int(np.prod(shape))
+    return np.arange(n).reshape(shape), n
+
+
+def region_scores(maps: np.ndarray, ids: np.ndarray, count: int) -> np.ndarray:
+    """Summed relevance per region, per sample: (N, regions)."""
+    flat_ids = ids.reshape(-1)
+    return np.stack([np.bincount(flat_ids, weights=m.reshape(-1), minlength=count) for m in maps])
+
+
+def replacement_values(x: torch.Tensor, how: Replacement, low: float, high: float, rng: np.random.Generator) -> torch.Tensor:
+    """What a removed region is replaced with: uniform noise in the data's range, zero, or a blurred copy."""
+    import torch
+    import torch.nn.functional as F
+
+    if how == "uniform":
+        return torch.from_numpy(rng.uniform(low, high, size=tuple(x.shape)).astype(np.float32)).to(x.dtype)
+    if how == "zero":
+        return torch.zeros_like(x)
+    if x.dim() != 4:
+        return x.mean(0, keepdim=True).expand_as(x).clone()  # blur of a feature vector: the batch mean
+    return F.avg_pool2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
+
+
+def perturbation_curve(score: ScoreFn, x: torch.Tensor, target: torch.Tensor, order: np.ndarray, ids: np.ndarray,
+                       steps: int, fill: torch.Tensor, batch: int = 256) -> Curve:
+    """Remove regions one per step in `order` (N, regions); return the mean drop curve and AOPC ± SE.
+    `score(inputs, targets)` gives the explained score per input."""
+    import torch
+
+    n = len(x)
+    steps = min(steps, order.shape[1])
+    ids_t = torch.from_numpy(ids.astype(np.int64))
+    masks = torch.zeros((n, steps + 1, *x.shape[1:]), dtype=torch.bool)
+    for i in range(n):
+        rank = np.full(order.shape[1], steps + 1)
+        rank[order[i, :steps]] = np.arange(1, steps + 1)
+        removed_at = torch.from_numpy(rank)[ids_t]  # step at which each element is removed
+        masks[i] = removed_at[None] <= torch.arange(steps + 1).view(-1, *([1] * (x.dim() - 1)))
+    pert = torch.where(masks, fill[:, None], x[:, None]).reshape(-1, *x.shape[1:])
+    targets = target.repeat_interleave(steps + 1)
+    scores = torch.cat([score(c, t) for c, t in zip(pert.split(batch), targets.split(batch), strict=True)])
+    scores = scores.reshape(n, steps + 1).double().numpy()
+    drops = scores[:, :1] - scores
+    per_sample = drops.mean(1)
+    se = float(per_sample.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+    return Curve(drops.mean(0), float(per_sample.mean()), se)
+
+
+def orderings(maps: np.ndarray, ids: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Most-relevant-first and least-relevant-first region orders (stable ties)."""
+    scores = region_scores(maps, ids, count)
+    morf = np.argsort(-scores, axis=1, kind="stable")
+    lerf = np.argsort(scores, axis=1, kind="stable")
+    return morf, lerf
