@@ -157,43 +157,55 @@ def _per_class(a: Inspection, b: Inspection) -> tuple[ClassAccuracy, ...]:
                  for i in range(n))
 
 
-def _prediction_flips(a: Inspection, b: Inspection) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    """Indices of flipped samples with their labels and both predictions; a note when not comparable."""
+@dataclass(frozen=True)
+class _Predictions:
+    labels: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+
+    @property
+    def flipped(self) -> np.ndarray:
+        return np.flatnonzero(self.a != self.b)
+
+
+def _predictions(a: Inspection, b: Inspection) -> _Predictions | str:
+    """Both models' test predictions on the same samples, or why they cannot be matched."""
     sa, sb = a.result("summary"), b.result("summary")
-    empty = np.zeros(0, dtype=np.int64)
     if sa is None or sb is None or sa.predictions is None or sb.predictions is None:
-        return empty, empty, empty, "predictions need labelled data and one score per class from both models"
+        return "predictions need labelled data and one score per class from both models"
     if a.manifest.model.data_name != b.manifest.model.data_name or sa.labels is None or sb.labels is None \
             or len(sa.labels) != len(sb.labels) or not np.array_equal(sa.labels, sb.labels):
-        return empty, empty, empty, "the two reports were evaluated on different data, so predictions cannot be matched"
-    return np.flatnonzero(sa.predictions != sb.predictions), sa.predictions, sb.predictions, ""
+        return "the two reports were evaluated on different data, so predictions cannot be matched"
+    return _Predictions(sa.labels, sa.predictions, sb.predictions)
 
 
 def compare_inspections(a: Inspection, b: Inspection, names: tuple[str, str] = ("A", "B"),
                         flip_details: Any = None) -> Comparison:
     """Compare two inspections. `flip_details(indices) -> (images, rel_a, rel_b, method)` adds pictures."""
-    idx, pa, pb, note = _prediction_flips(a, b)
-    labels = a.result("summary").labels if len(idx) else None
+    preds = _predictions(a, b)
+    sa = a.result("summary")
+    common = dict(names=names, metrics=_metrics(a, b), layers=diff_layers(sa, b.result("summary")),
+                  per_class=_per_class(a, b))
+    if isinstance(preds, str):
+        return Comparison(**common, flips=(), flips_total=0, fixed=0, broken=0, evaluated=0,  # type: ignore[arg-type]
+                          prediction_note=preds, relevance_method="")
+    idx = preds.flipped
     shown = idx[:MAX_FLIPS_SHOWN]
     images = rel_a = rel_b = None
     method = ""
     if flip_details is not None and len(shown):
         images, rel_a, rel_b, method = flip_details(shown)
+    empty = np.zeros(0, np.float32)
     flips = tuple(
-        Flip(int(i), int(labels[i]), int(pa[i]), int(pb[i]),
-             images[k] if images is not None else np.zeros(0, np.float32),
-             rel_a[k] if rel_a is not None else np.zeros(0, np.float32),
-             rel_b[k] if rel_b is not None else np.zeros(0, np.float32))
+        Flip(int(i), int(preds.labels[i]), int(preds.a[i]), int(preds.b[i]),
+             images[k] if images is not None else empty, rel_a[k] if rel_a is not None else empty,
+             rel_b[k] if rel_b is not None else empty)
         for k, i in enumerate(shown)
     )
-    fixed = int(sum(1 for i in idx if pb[i] == labels[i])) if len(idx) else 0
-    broken = int(sum(1 for i in idx if pa[i] == labels[i])) if len(idx) else 0
-    sa = a.result("summary")
+    right_a, right_b = preds.a[idx] == preds.labels[idx], preds.b[idx] == preds.labels[idx]
     return Comparison(
-        names=names, metrics=_metrics(a, b), layers=diff_layers(sa, b.result("summary")),
-        per_class=_per_class(a, b), flips=flips, flips_total=int(len(idx)), fixed=fixed, broken=broken,
-        evaluated=int(sa.eval_samples) if sa is not None and not note else 0, prediction_note=note,
-        relevance_method=method,
+        **common, flips=flips, flips_total=int(len(idx)), fixed=int(right_b.sum()),  # type: ignore[arg-type]
+        broken=int(right_a.sum()), evaluated=len(preds.labels), prediction_note="", relevance_method=method,
     )
 
 
