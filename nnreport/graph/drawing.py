@@ -257,15 +257,19 @@ class _Builder:
             edges.append(self._edge(gid if a == IN else a, gid if b == OUT else b, pts, bundle))
 
     def _snap_to_ports(self, a: str, b: str, pts: list[Point]) -> list[Point]:
-        """An edge into (out of) an expanded group meets the in-port (out-port) drawn inside it."""
+        """An edge into (out of) an expanded group meets the in-port (out-port) drawn inside it: move
+        the end and, when the route drops vertically there, the bend above (below) it."""
+        pts = list(pts)
         if b in self.inner and IN in self.inner[b].centres and len(pts) >= 2:
-            px = self._port_x(b, IN)
+            px, old = self._port_x(b, IN), pts[-1][0]
             pts[-1] = (px, pts[-1][1])
-            pts[-2] = (px, pts[-2][1])
+            if len(pts) > 2 and pts[-2][0] == old:
+                pts[-2] = (px, pts[-2][1])
         if a in self.inner and OUT in self.inner[a].centres and len(pts) >= 2:
-            px = self._port_x(a, OUT)
+            px, old = self._port_x(a, OUT), pts[0][0]
             pts[0] = (px, pts[0][1])
-            pts[1] = (px, pts[1][1])
+            if len(pts) > 2 and pts[1][0] == old:
+                pts[1] = (px, pts[1][1])
         return pts
 
     def _port_x(self, gid: str, port: str) -> float:
@@ -317,7 +321,8 @@ def _place_labels(edges: list[DrawnEdge], boxes: list[Box]) -> list[DrawnEdge]:
     another label or repeat the label of the same source."""
     if not edges:
         return edges
-    bx = np.array([[b.x, b.y, b.x + b.width, b.y + b.height] for b in boxes if b.kind != "expanded"] or [[0, 0, 0, 0]])
+    rects = [[b.x, b.y, b.x + b.width, b.y + (b.height if b.kind != "expanded" else HEADER)] for b in boxes]
+    bx = np.array(rects or [[0, 0, 0, 0]])
     placed: list[tuple[float, float, float, float]] = []
     groups = {b.id: b.kind for b in boxes}
     inside: dict[str, set[str]] = {}
@@ -330,7 +335,7 @@ def _place_labels(edges: list[DrawnEdge], boxes: list[Box]) -> list[DrawnEdge]:
         port = e.source in groups and groups[e.source] == "expanded" and e.target in inside.get(e.source, set())
         port = port or (e.target in groups and e.source in inside.get(e.target, set()))
         if len(e.points) >= 2 and (e.source, e.label) not in seen and not port:
-            x0, y0 = e.points[1] if e.points[1][1] > e.points[0][1] else e.points[0]
+            x0, y0 = e.points[0]
             rect = (x0 + 3, y0 + 2, x0 + 3 + len(e.label) * LABEL_CHAR, y0 + 13)
             hit_box = np.any((bx[:, 0] < rect[2]) & (bx[:, 2] > rect[0]) & (bx[:, 1] < rect[3]) & (bx[:, 3] > rect[1]))
             hit_label = any(r[0] < rect[2] and r[2] > rect[0] and r[1] < rect[3] and r[3] > rect[1] for r in placed)

@@ -1,0 +1,127 @@
+"""Graph layout quality and speed: nnreport's layered layout against Graphviz dot on the same graphs.
+
+For the ResNet-18-, Inception- and DenseNet-121-like test models, fully expanded (every op, no group
+frames), it prints the edge crossings counted geometrically on the drawn polylines (dot's splines are
+sampled into polylines) and the layout time. dot is used only here (`apt-get install -y graphviz`).
+
+    python3 benchmarks/graph_layout.py [--dot-timeout 600] [--models resnet18,inception,densenet121]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from nnreport.graph import capture_graph, draw_graph  # noqa: E402
+from nnreport.graph.ir import Graph  # noqa: E402
+from nnreport.graph.metrics import count_crossings, overlapping_boxes  # noqa: E402
+
+from models import densenet121_like, inception_like, resnet18_like  # noqa: E402
+
+MODELS = {"resnet18": resnet18_like, "inception": inception_like, "densenet121": densenet121_like}
+
+
+def dot_source(graph: Graph, sizes: dict[str, tuple[float, float]]) -> str:
+    """The same graph for dot: same node order and box sizes (points at 72 per inch)."""
+    lines = ["digraph G {", "  node [shape=box, fixedsize=true, label=\"\"];", "  graph [splines=spline];"]
+    for n in graph.nodes:
+        w, h = sizes[n.id]
+        lines.append(f'  "{n.id}" [width={w / 72:.3f}, height={h / 72:.3f}];')
+    seen = set()
+    for e in graph.edges:
+        if (e.source, e.target) not in seen:
+            seen.add((e.source, e.target))
+            lines.append(f'  "{e.source}" -> "{e.target}";')
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _bezier(ctrl: list[tuple[float, float]], samples: int = 8) -> list[tuple[float, float]]:
+    pts = [ctrl[0]]
+    for k in range(0, len(ctrl) - 3, 3):
+        p0, p1, p2, p3 = ctrl[k:k + 4]
+        for i in range(1, samples + 1):
+            t = i / samples
+            a, b, c, d = (1 - t) ** 3, 3 * t * (1 - t) ** 2, 3 * t * t * (1 - t), t ** 3
+            pts.append((a * p0[0] + b * p1[0] + c * p2[0] + d * p3[0], a * p0[1] + b * p1[1] + c * p2[1] + d * p3[1]))
+    return pts
+
+
+def run_dot(source: str, timeout: float) -> tuple[float, list[list[tuple[float, float]]] | None]:
+    """Lay out with dot -Tplain; return (seconds, edge polylines in px, y down) or (seconds, None) on timeout."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "g.dot"
+        path.write_text(source)
+        start = time.perf_counter()
+        try:
+            out = subprocess.run(["dot", "-Tplain", str(path)], capture_output=True, text=True, timeout=timeout, check=True)
+        except subprocess.TimeoutExpired:
+            return time.perf_counter() - start, None
+        seconds = time.perf_counter() - start
+    height = 0.0
+    polylines = []
+    for line in out.stdout.splitlines():
+        parts = line.split()
+        if parts[0] == "graph":
+            height = float(parts[3])
+        elif parts[0] == "edge":
+            n = int(parts[3])
+            ctrl = [(float(parts[4 + 2 * i]) * 72, (height - float(parts[5 + 2 * i])) * 72) for i in range(n)]
+            polylines.append(_bezier(ctrl))
+    return seconds, polylines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dot-timeout", type=float, default=600.0)
+    parser.add_argument("--models", default=",".join(MODELS))
+    args = parser.parse_args(argv)
+    have_dot = shutil.which("dot") is not None
+    if not have_dot:
+        print("dot not found (apt-get install -y graphviz): printing nnreport's numbers only")
+    header = f"{'graph':<12} {'nodes':>5} {'edges':>5} | {'ours: cross':>11} {'time s':>7} | {'dot: cross':>10} {'time s':>8} | {'cross ratio':>11} {'speed-up':>8} | {'nested: cross':>13} {'time s':>6}"
+    print(header)
+    print("-" * len(header))
+    for name in args.models.split(","):
+        model, inputs = MODELS[name]()
+        graph = capture_graph(model, inputs)
+        start = time.perf_counter()
+        flat = draw_graph(graph, expand="flat")
+        ours_t = time.perf_counter() - start
+        ours_c = count_crossings([e.points for e in flat.edges])
+        assert not overlapping_boxes([(b.x, b.y, b.width, b.height) for b in flat.nodes.values()])
+        start = time.perf_counter()
+        nested = draw_graph(graph, expand="all")
+        nested_t = time.perf_counter() - start
+        nested_c = count_crossings([e.points for e in nested.edges])
+        sizes = {b.id: (b.width, b.height) for b in flat.nodes.values()}
+        dot_c: str | int = "-"
+        dot_t: str | float = "-"
+        ratio = speed = "-"
+        if have_dot:
+            seconds, lines = run_dot(dot_source(graph, sizes), args.dot_timeout)
+            dot_t = round(seconds, 2)
+            if lines is None:
+                dot_c, dot_t = "timeout", f">{args.dot_timeout:.0f}"
+            else:
+                dot_c = count_crossings(lines)
+                ratio = f"{ours_c / dot_c:.2f}" if dot_c else ("1.00" if ours_c == 0 else "inf")
+            speed = f"{seconds / ours_t:.1f}x"
+        n_ops = len(graph.nodes)
+        print(f"{name:<12} {n_ops:>5} {len(graph.edges):>5} | {ours_c:>11} {ours_t:>7.2f} | {dot_c!s:>10} {dot_t!s:>8} | "
+              f"{ratio:>11} {speed:>8} | {nested_c:>13} {nested_t:>6.2f}", flush=True)
+    print("\ncross ratio = our crossings / dot's (<= 1 is the goal); speed-up = dot time / our time.")
+    print("nested = the same graph with every module call drawn as a frame (compound layout), for reference.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
