@@ -31,8 +31,9 @@ class LandscapeConfig:
     # statistics at every point from `recompute_samples` training samples (about twice the cost).
     batchnorm: Literal["running", "recompute"] = "running"
     recompute_samples: int = 256
-    # Linear interpolation from the oldest training snapshot to the final model (0 turns it off).
-    interpolation_steps: int = 17
+    # Linear interpolation from the oldest training snapshot to the final model over α in [-0.25, 1.25]
+    # (0 turns it off; 6k + 1 steps put α = 0 and 1 on the line).
+    interpolation_steps: int = 19
     # The plane of the top two PCA directions of the training snapshots, with the path (0: off).
     trajectory_steps: int = 9
     # Top Hessian eigenvalues by Lanczos on Hessian-vector products (0 eigenvalues: off).
@@ -45,9 +46,9 @@ class LandscapeConfig:
     store_directions_max: int = 100_000
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "quick": {"steps": 9, "slice_steps": 17, "samples": 128, "interpolation_steps": 9,
+        "quick": {"steps": 9, "slice_steps": 17, "samples": 128, "interpolation_steps": 7,
                   "trajectory_steps": 5, "hessian_eigenvalues": 2, "lanczos_iterations": 8, "hessian_samples": 64},
-        "thorough": {"steps": 41, "slice_steps": 81, "samples": 512, "batch_size": 512, "interpolation_steps": 41,
+        "thorough": {"steps": 41, "slice_steps": 81, "samples": 512, "batch_size": 512, "interpolation_steps": 37,
                      "trajectory_steps": 25, "lanczos_iterations": 30, "hessian_samples": 512,
                      "sharpness_map_steps": 9},
     }

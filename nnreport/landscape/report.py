@@ -117,6 +117,7 @@ def run(ctx: Context, config: LandscapeConfig) -> LandscapeResult:
             sl, sa = sweep(ev1, t[:, None], ctx.scratch, sweep_key("slice", t[:, None], dirs[:1], settings),
                            progress.part("1-D slice"))
             slice_ = Curve(t, sl, sa, "direction 1")
+        _go_home(home)
         interp = _interpolation(ctx, config, checkpoints, batches, bn, progress, settings, notes)
         _go_home(home)
         traj = _trajectory(ctx, config, space, checkpoints, batches, bn, progress, settings, notes)
@@ -223,10 +224,15 @@ def _trajectory(ctx: Context, config: LandscapeConfig, space: Space, checkpoints
 
 
 def _axis(values: np.ndarray, steps: int) -> np.ndarray:
-    """Grid coordinates covering the path with a 25% margin (and 0, the final model)."""
+    """Grid coordinates covering the path with a 25% margin, with 0 (the final model) on a grid node."""
     lo, hi = min(float(values.min()), 0.0), max(float(values.max()), 0.0)
     pad = 0.25 * (hi - lo) if hi > lo else 1.0
-    return np.linspace(lo - pad, hi + pad, steps)
+    lo, hi = lo - pad, hi + pad
+    if steps < 2:
+        return np.zeros(1)
+    step = (hi - lo) / (steps - 1)
+    first = -round(-lo / step)
+    return (first + np.arange(steps)) * step
 
 
 def _sharpness(ctx: Context, config: LandscapeConfig, space: Space, plane_ev: Evaluator,
