@@ -49,11 +49,12 @@ def representative_layer(sim: np.ndarray, group: list[int]) -> int:
 
 
 def class_profiles(activations: np.ndarray, classes: np.ndarray, n_classes: int) -> np.ndarray:
-    """Each unit's mean activation per class, standardised across classes: (units, classes)."""
+    """Each unit's mean activation per class, centred on the mean over classes and divided by the unit's
+    spread over all samples (an effect size, so weakly selective units stay small): (units, classes)."""
     means = np.stack([activations[classes == c].mean(0) if (classes == c).any() else np.zeros(activations.shape[1])
                       for c in range(n_classes)], axis=1)
     centred = means - means.mean(1, keepdims=True)
-    spread = centred.std(1, keepdims=True)
+    spread = activations.std(0)[:, None]
     return np.where(spread > 1e-12, centred / np.where(spread > 1e-12, spread, 1.0), 0.0)
 
 
