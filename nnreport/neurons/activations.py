@@ -53,6 +53,14 @@ def choose_layers(ctx: Context, config: ActivationsConfig) -> list[L.LayerChoice
 
 
 def run(ctx: Context, config: ActivationsConfig) -> ActivationsResult:
+    try:
+        return _run(ctx, config)
+    except L.NotReached as exc:
+        raise Skipped(f"layer {exc}: the model takes a different path for some inputs; name layers that every "
+                      "input reaches with [analyses.activations] layers") from None
+
+
+def _run(ctx: Context, config: ActivationsConfig) -> ActivationsResult:
     model = ctx.model
     if isinstance(model, torch.jit.ScriptModule):
         raise Skipped("TorchScript modules cannot be hooked, so their layers' activations cannot be read")

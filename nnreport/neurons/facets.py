@@ -16,7 +16,7 @@ from nnreport.context import Context
 from nnreport.errors import Skipped
 from nnreport.neurons.activations import to_display
 from nnreport.neurons.featvis import input_space
-from nnreport.neurons.layers import capture, module_map
+from nnreport.neurons.layers import NotReached, capture, module_map
 from nnreport.neurons.maximise import Settings, maximise
 from nnreport.neurons.regularisers import HYPER_SETS
 
@@ -64,6 +64,13 @@ def cluster(features: np.ndarray, k: int, perplexity: float, seed: int) -> tuple
 
 
 def run(ctx: Context, config: FacetsConfig) -> FacetsResult:
+    try:
+        return _run(ctx, config)
+    except NotReached as exc:
+        raise Skipped(f"layer {exc}; facets need a layer every input reaches") from None
+
+
+def _run(ctx: Context, config: FacetsConfig) -> FacetsResult:
     acts: ActivationsResult = ctx.results["activations"]
     data = ctx.require_labels("facets cluster each class's training inputs")
     if acts.input_kind != "image":

@@ -7,7 +7,7 @@ import numpy as np
 from nnreport.analyses.neurons import ActivationsResult, FeatvisConfig, FeatvisResult, LayerFeatvis
 from nnreport.context import Context
 from nnreport.errors import Skipped
-from nnreport.neurons.layers import module_map
+from nnreport.neurons.layers import NotReached, module_map
 from nnreport.neurons.maximise import Settings, maximise
 from nnreport.neurons.param import InputSpace
 from nnreport.neurons.regularisers import HYPER_SETS
@@ -44,15 +44,21 @@ def run(ctx: Context, config: FeatvisConfig) -> FeatvisResult:
     space = input_space(ctx, config.value_range, config.mean, config.std)
     modules = module_map(ctx.model, [layer.path for layer in acts.layers])
     rep = ctx.stage()
-    out = []
+    out, notes = [], []
     for i, layer in enumerate(acts.layers):
         rep.step(i, len(acts.layers), layer.path)
-        m = maximise(ctx.model, layer.path, modules[layer.path], list(range(layer.shown)), acts.input_shape, space,
-                     settings(config), ctx.generator(f"featvis:{layer.path}"))
+        try:
+            m = maximise(ctx.model, layer.path, modules[layer.path], list(range(layer.shown)), acts.input_shape,
+                         space, settings(config), ctx.generator(f"featvis:{layer.path}"))
+        except NotReached as exc:
+            notes.append(f"Layer {exc}: the optimised inputs took another path, so it has no optimised inputs.")
+            continue
         out.append(LayerFeatvis(layer.path, layer.shown, m.display.astype(np.float16), m.trace))
     rep.step(len(acts.layers), len(acts.layers))
-    note = ""
+    if not out:
+        raise Skipped(" ".join(notes))
     if config.method == "fourier" and acts.input_kind != "image":
-        note = "The Fourier parameterisation applies to images only; feature vectors were optimised in input space."
+        notes.append("The Fourier parameterisation applies to images only; feature vectors were optimised in input space.")
+    note = " ".join(notes)
     return FeatvisResult(tuple(out), config.method, config.hyper if config.method == "yosinski" else "",
                          acts.input_kind, (space.lo, space.hi), config.steps, note)

@@ -20,6 +20,10 @@ class LayerChoice:
     shape: tuple[int, ...]  # one sample's output shape: (F,) or (C, H, W)
 
 
+class NotReached(Exception):
+    """A wanted module was not called in the forward pass (data-dependent control flow)."""
+
+
 class _Stop(Exception):
     """Raised by a hook once every wanted output is captured, to skip the rest of the forward pass."""
 
@@ -153,6 +157,9 @@ def capture(model: nn.Module, modules: dict[str, nn.Module], x: tuple[torch.Tens
             model(*x)
         except _Stop:
             pass
+    missing = sorted(wanted - set(outs))
+    if missing:
+        raise NotReached(f"{', '.join(missing)} not called for these inputs (data-dependent control flow?)")
     return outs
 
 
