@@ -279,3 +279,19 @@ def test_analysis_result_round_trips_and_stays_small() -> None:
 class _Unused(nn.Module):
     def forward(self, x):  # pragma: no cover - not a test
         return x
+
+
+def test_opening_a_group_relays_out_only_it_and_its_ancestors(zoo_graphs, monkeypatch) -> None:
+    from nnreport.graph import drawing
+
+    graph = zoo_graphs["inception"][2]
+    calls: list[int] = []
+    real = drawing.layered_layout
+    monkeypatch.setattr(drawing, "layered_layout", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cache: dict = {}
+    draw_view(graph, ("blocks",), cache=cache)
+    calls.clear()
+    cached = draw_view(graph, ("blocks.1.branch3",), cache=cache)
+    # blocks.1.branch3 is new; blocks.1, blocks and the model changed inside; blocks.0 did not.
+    assert len(calls) == 4
+    assert cached == draw_view(graph, ("blocks.1.branch3",))

@@ -50,11 +50,12 @@ def graph_analysis(ctx: Context, config: GraphConfig) -> GraphResult:
     openable = [g.id for g in sorted(graph.groups, key=_depth_key(graph)) if g.id]
     chosen, rest = openable[: max(config.max_views - 1, 0)], openable[max(config.max_views - 1, 0):]
     rep.step(1, 3, f"laying out {len(chosen) + 1} views")
-    views = [draw_view(graph, (), key="", restarts=config.restarts)]
-    views += [draw_view(graph, (gid,), key=gid, restarts=config.restarts) for gid in chosen]
+    cache: dict = {}  # group layouts shared between views: opening a group re-lays out its ancestors only
+    views = [draw_view(graph, (), key="", restarts=config.restarts, cache=cache)]
+    views += [draw_view(graph, (gid,), key=gid, restarts=config.restarts, cache=cache) for gid in chosen]
     ops = sum(1 for n in graph.nodes if n.kind == "op")
     if len(graph.groups) > 1 and ops <= config.full_view_max_ops:
-        views.append(draw_view(graph, all_groups(graph), key="*", restarts=config.restarts))
+        views.append(draw_view(graph, all_groups(graph), key="*", restarts=config.restarts, cache=cache))
     rep.step(3, 3, "done")
     return GraphResult(graph, tuple(views), tuple(rest))
 

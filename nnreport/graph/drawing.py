@@ -84,13 +84,18 @@ def all_groups(graph: Graph) -> set[str]:
     return {g.id for g in graph.groups}
 
 
+LayoutCache = dict[tuple[Any, ...], LayeredLayout]
+
+
 def draw_view(graph: Graph, expand: Iterable[str] = (), *, flat: bool = False, key: str = "",
-              restarts: int = 4) -> View:
-    """Lay out `graph` with the groups in `expand` (and their ancestors) open; `flat` ignores groups."""
+              restarts: int = 4, cache: LayoutCache | None = None) -> View:
+    """Lay out `graph` with the groups in `expand` (and their ancestors) open; `flat` ignores groups.
+    A group's inner layout depends only on what is open inside it, so with a shared `cache` a new
+    view re-lays out only the groups whose inside changed (the opened group and its ancestors)."""
     index = _Index(graph)
     expanded = all_groups(graph) if flat else closed_expansion(graph, expand)
     levels = _level_edges(index, expanded, flat)
-    builder = _Builder(index, expanded, levels, flat, restarts)
+    builder = _Builder(index, expanded, levels, flat, restarts, cache if cache is not None else {})
     builder.layout("")
     boxes, edges = builder.compose()
     edges = _place_labels(edges, boxes)
@@ -151,8 +156,10 @@ class _Builder:
     """Bottom-up compound layout: each expanded group is laid out once, inside its parent."""
 
     def __init__(self, index: _Index, expanded: set[str], levels: dict[str, dict[tuple[str, str], _Bundle]],
-                 flat: bool, restarts: int) -> None:
+                 flat: bool, restarts: int, cache: LayoutCache) -> None:
         self.index, self.expanded, self.levels, self.flat, self.restarts = index, expanded, levels, flat, restarts
+        self.cache = cache
+        self.computed = 0  # layered layouts actually run (not taken from the cache)
         self.size: dict[str, tuple[float, float]] = {}
         self.inner: dict[str, LayeredLayout] = {}
         self.items: dict[str, list[str]] = {}
@@ -199,8 +206,14 @@ class _Builder:
         for p in ports_in + ports_out:
             sizes[p] = (0.0, 0.0)
         edges = list(bundles)
-        result = layered_layout(sizes, edges, top=ports_in, bottom=ports_out, restarts=self.restarts,
-                                spacing=Spacing(layer_gap=38.0))
+        inside = frozenset(e for e in self.expanded if e != gid and (gid == "" or gid in self.index.chain(e)))
+        memo = (self.flat, gid, self.restarts, inside)
+        result = self.cache.get(memo)
+        if result is None:
+            result = layered_layout(sizes, edges, top=ports_in, bottom=ports_out, restarts=self.restarts,
+                                    spacing=Spacing(layer_gap=38.0))
+            self.cache[memo] = result
+            self.computed += 1
         self.crossings += result.crossings
         self.inner[gid] = result
         self.items[gid] = items
