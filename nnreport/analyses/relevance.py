@@ -111,8 +111,9 @@ class RelevanceConfig:
     ig_steps: int = 16
     smoothgrad_samples: int = 10
     smoothgrad_noise: float = 0.15
-    occlusion_patch: int = 4
-    occlusion_stride: int = 2
+    # Occlusion patch and stride in pixels; 0 = a quarter of the image side, stride half the patch (7×7 positions).
+    occlusion_patch: int = 0
+    occlusion_stride: int = 0
     # Region perturbation (MoRF / LeRF / random) on this many test samples.
     perturbation_samples: int = 16
     region: int = 2

@@ -66,13 +66,10 @@ def perturbation_curve(score: ScoreFn, x: torch.Tensor, target: torch.Tensor, or
 
     n = len(x)
     steps = min(steps, order.shape[1])
-    ids_t = torch.from_numpy(ids.astype(np.int64))
-    masks = torch.zeros((n, steps + 1, *x.shape[1:]), dtype=torch.bool)
-    for i in range(n):
-        rank = np.full(order.shape[1], steps + 1)
-        rank[order[i, :steps]] = np.arange(1, steps + 1)
-        removed_at = torch.from_numpy(rank)[ids_t]  # step at which each element is removed
-        masks[i] = removed_at[None] <= torch.arange(steps + 1).view(-1, *([1] * (x.dim() - 1)))
+    rank = np.full(order.shape, steps + 1)
+    np.put_along_axis(rank, order[:, :steps], np.arange(1, steps + 1)[None].repeat(n, 0), axis=1)
+    removed_at = torch.from_numpy(rank[:, ids])  # (N, *shape): the step at which each element goes
+    masks = removed_at[:, None] <= torch.arange(steps + 1).view(1, -1, *([1] * (x.dim() - 1)))
     pert = torch.where(masks, fill[:, None], x[:, None]).reshape(-1, *x.shape[1:])
     targets = target.repeat_interleave(steps + 1)
     scores = torch.cat([score(c, t) for c, t in zip(pert.split(batch), targets.split(batch), strict=True)])

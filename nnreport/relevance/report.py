@@ -27,14 +27,17 @@ if TYPE_CHECKING:
     from nnreport.context import Context
 
 
-def method_call(key: str, config: RelevanceConfig, low: float, high: float, seed: int) -> tuple[str, dict[str, Any]]:
-    """The library method and options behind a page method key."""
+def method_call(key: str, config: RelevanceConfig, low: float, high: float, seed: int,
+                side: int = 16) -> tuple[str, dict[str, Any]]:
+    """The library method and options behind a page method key (`side`: the image's shorter side)."""
+    patch = config.occlusion_patch or max(1, side // 4)
+    stride = config.occlusion_stride or max(1, patch // 2)
     if key.startswith("lrp_"):
         return "lrp", {"composite": key[4:], "epsilon": config.epsilon, "gamma": config.gamma, "low": low, "high": high}
     return key, {
         "integrated_gradients": {"steps": config.ig_steps, "baseline": 0.0},
         "smoothgrad": {"samples": config.smoothgrad_samples, "noise": config.smoothgrad_noise, "seed": seed},
-        "occlusion": {"patch": config.occlusion_patch, "stride": config.occlusion_stride, "baseline": 0.0},
+        "occlusion": {"patch": patch, "stride": stride, "baseline": 0.0},
     }.get(key, {})
 
 
@@ -115,6 +118,7 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
     target = resolve_target(canon, x, None)
     low, high = (data.value_range() if data is not None else (float(x.min()), float(x.max())))
     seed = ctx.config.seed
+    side = min(x.shape[-2:]) if x.dim() == 4 else 1
     rep = ctx.stage()
     steps_total = len(config.methods) * 2 + 2
     maps: dict[str, np.ndarray] = {}
@@ -124,7 +128,7 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
     explain(canon, x[:1], target[:1], "gradient")  # warm-up, so that the first method's time is not inflated
     for i, key in enumerate(config.methods):
         rep.step(i, steps_total, f"relevance: {key}")
-        name, options = method_call(key, config, low, high, seed)
+        name, options = method_call(key, config, low, high, seed, side)
         text = METHOD_TEXT[key]
         settings = settings_text(key, options)
         start = time.perf_counter()
@@ -153,7 +157,7 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
     layers, randomisation = _randomisation(ctx, x[[where[i] for i in pert_idx[:config.randomisation_samples]]],
                                            target[[where[i] for i in pert_idx[:config.randomisation_samples]]],
                                            maps, [where[i] for i in pert_idx[:config.randomisation_samples]],
-                                           config, low, high, seed, notes)
+                                           config, low, high, seed, side, notes)
     conservation = tuple(ConservationResult(k, scores.astype(np.float64), maps[k].reshape(len(x), -1).sum(1).astype(np.float64))
                          for k in maps if k.startswith("lrp_"))
     shares, area = _mask_shares(data, maps, mask_idx, where) if has_masks else ((), None)
@@ -243,7 +247,7 @@ def _perturbation(ctx: Context, canon: Any, x: torch.Tensor, target: torch.Tenso
 
 
 def _randomisation(ctx: Context, x: torch.Tensor, target: torch.Tensor, maps: dict[str, np.ndarray], idx: list[int],
-                   config: RelevanceConfig, low: float, high: float, seed: int,
+                   config: RelevanceConfig, low: float, high: float, seed: int, side: int,
                    notes: list[str]) -> tuple[list[str], tuple[RandomisationResult, ...]]:
     from nnreport.relevance import prepare, sanity
     from nnreport.relevance.methods import explain
@@ -260,7 +264,7 @@ def _randomisation(ctx: Context, x: torch.Tensor, target: torch.Tensor, maps: di
             notes.append(f"Randomisation check stopped at {k} layers: {type(exc).__name__}: {exc}")
             return layers, ()
         for key in maps:
-            name, options = method_call(key, config, low, high, seed)
+            name, options = method_call(key, config, low, high, seed, side)
             try:
                 r = explain(canon, x, target, name, **options).relevance.detach().numpy()
             except Exception:  # noqa: BLE001 - recorded as a gap below
