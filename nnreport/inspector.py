@@ -149,7 +149,7 @@ def _run_one(spec: Analysis, config: Any, ctx: Context, fp: str, store: ResultCa
         hit = store.get(fp, spec.result_type)
         if hit is not None:
             ctx.results[spec.name] = hit[0]
-            progress(ProgressEvent(spec.title, 1, 1, "cached"))
+            progress(ProgressEvent(spec.title, 1, 1, "cached", final=True))
             return AnalysisRecord(spec.name, spec.title, "ok", "", hit[1], fp)
     progress(ProgressEvent(spec.title, 0, 1))
     ctx.stage_name = spec.title
@@ -159,10 +159,10 @@ def _run_one(spec: Analysis, config: Any, ctx: Context, fp: str, store: ResultCa
         with scoped.untouched(ctx.model):
             result = spec.run(ctx, config)
     except Skipped as exc:
-        progress(ProgressEvent(spec.title, 1, 1, "skipped"))
+        progress(ProgressEvent(spec.title, 1, 1, "skipped", final=True))
         return AnalysisRecord(spec.name, spec.title, "skipped", str(exc), None, fp)
     except Exception as exc:  # one failing analysis must not kill the report
-        progress(ProgressEvent(spec.title, 1, 1, "failed"))
+        progress(ProgressEvent(spec.title, 1, 1, "failed", final=True))
         message = f"{type(exc).__name__}: {exc}".strip()
         return AnalysisRecord(spec.name, spec.title, "failed", message, None, fp, traceback.format_exc())
     seconds = round(time.perf_counter() - start, 3)
@@ -171,5 +171,5 @@ def _run_one(spec: Analysis, config: Any, ctx: Context, fp: str, store: ResultCa
     ctx.results[spec.name] = result
     if store is not None:
         store.put(fp, result, seconds)
-    progress(ProgressEvent(spec.title, 1, 1))
+    progress(ProgressEvent(spec.title, 1, 1, final=True))
     return AnalysisRecord(spec.name, spec.title, "ok", "", seconds, fp)

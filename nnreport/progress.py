@@ -16,6 +16,8 @@ class ProgressEvent:
     done: int
     total: int
     message: str = ""
+    # The inspector's closing event for a stage (ok, cached, skipped or failed); analyses never set it.
+    final: bool = False
 
 
 class ProgressFn(Protocol):
@@ -49,7 +51,7 @@ class TerminalProgress:
     def __call__(self, event: ProgressEvent) -> None:
         now = time.monotonic()
         start = self._started.setdefault(event.stage, now)
-        finished = event.total > 0 and event.done >= event.total
+        finished = event.final
         if self.tty:
             self._bar(event, now - start, finished)
         elif event.done == 0 or finished or now - self._last_line > 10:

@@ -102,7 +102,7 @@ def train_classifier(
             sched.step()
             total += float(loss.detach()) * len(idx)
         losses.append(total / len(x))
-        progress(ProgressEvent("training", epoch + 1, epochs, f"loss {losses[-1]:.3f}"))
+        progress(ProgressEvent("training", epoch + 1, epochs, f"loss {losses[-1]:.3f}", final=epoch + 1 == epochs))
         if on_epoch is not None:
             on_epoch(epoch, losses[-1])
     model.eval()
