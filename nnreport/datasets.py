@@ -107,7 +107,7 @@ def upsample(images: np.ndarray, size: int) -> np.ndarray:
 
     out = np.empty((len(images), size, size), dtype=np.float32)
     for i, img in enumerate(images):
-        out[i] = np.asarray(Image.fromarray(img.astype(np.float32), mode="F").resize((size, size), Image.BILINEAR))
+        out[i] = np.asarray(Image.fromarray(img.astype(np.float32), mode="F").resize((size, size), Image.Resampling.BILINEAR))
     return out
 
 

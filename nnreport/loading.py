@@ -359,7 +359,7 @@ def _image_folder(root: Path, seed: int) -> Dataset:
     size = max(set(sizes), key=sizes.count)
     gray = all(im.mode in ("L", "1", "I;16") for im in images)
     mode = "L" if gray else "RGB"
-    x = np.stack([np.asarray(im.convert(mode).resize(size, Image.BILINEAR), dtype=np.float32) / 255.0 for im in images])
+    x = np.stack([np.asarray(im.convert(mode).resize(size, Image.Resampling.BILINEAR), dtype=np.float32) / 255.0 for im in images])
     x = x[:, None] if gray else x.transpose(0, 3, 1, 2)
     mean = x.mean(axis=(0, 2, 3))
     std = x.std(axis=(0, 2, 3)) + 1e-6

@@ -258,6 +258,7 @@ def _accuracy(ctx: Context, config: SummaryConfig) -> tuple[
                 return None, 0, None, f"the output has shape {tuple(out.shape)}, not one score per class", None, None
             preds.append(out.argmax(1).numpy())
     pred = np.concatenate(preds)
+    assert data.y_test is not None  # has_labels was checked above
     y = np.asarray(data.y_test[:n])
     classes = data.num_classes or int(y.max()) + 1
     per_class = tuple(float((pred[y == c] == c).mean()) if (y == c).any() else float("nan") for c in range(classes))

@@ -69,7 +69,7 @@ def _class_name(names: tuple[str, ...] | None, i: int) -> str:
     return names[i] if names and 0 <= i < len(names) else str(i)
 
 
-def _flip_picture(flip: Any, assets: Assets, cmap: str) -> ImageRef | None:
+def _flip_picture(flip: Any, assets: Assets, cmap: images.ColourMap) -> ImageRef | None:
     """Input | A's map | B's map | B − A (each map scaled to its own largest magnitude first)."""
     if flip.image.size == 0:
         return None
@@ -123,7 +123,7 @@ def render_comparison(report: ComparisonReport, out: str | Path, theme: str = "l
     names_a, names_b = a.manifest.model.class_names, b.manifest.model.class_names
     flips = tuple(FlipView(
         f.index, _class_name(names_a, f.label), _class_name(names_a, f.pred_a), _class_name(names_b, f.pred_b),
-        _flip_picture(f, assets.for_page("compare"), theme_obj.colour_maps["diverging"]),
+        _flip_picture(f, assets.for_page("compare"), theme_obj.colour_maps["diverging"]),  # type: ignore[arg-type]
         "fixed" if f.pred_b == f.label else ("broken" if f.pred_a == f.label else "changed"),
     ) for f in result.flips)
     chart = _per_class_chart(result, assets.for_page("compare"))
