@@ -335,3 +335,27 @@ def test_analysis_with_checkpoints_draws_a_path() -> None:
     assert result.interpolation is not None
     assert result.sharpness is not None and result.sharpness.lambda_max >= result.sharpness.lambda_min
     assert space.size == result.directions.total_params
+
+
+def test_sharpness_map_and_recomputed_batchnorm() -> None:
+    """The thorough preset's |λmin/λmax| map, and BatchNorm statistics recomputed per point, on a BN model."""
+    from nnreport.analyses.landscape import LandscapeConfig
+    from nnreport.config import ReportConfig
+    from nnreport.context import Context
+    from nnreport.landscape.report import run
+
+    model, inputs = ZOO["resnet"]()
+    data = _image_data(3, 10)
+    cfg = ReportConfig(preset="quick", analyses={"landscape": dict(
+        steps=3, slice_steps=0, samples=16, hessian_samples=8, lanczos_iterations=4, sharpness_map_steps=3,
+        batchnorm="recompute", recompute_samples=16)})
+    before = _state(model)
+    result = run(Context(model, inputs, data, None, cfg), cfg.analysis_config("landscape", LandscapeConfig))
+    assert _bit_identical(before, _state(model))
+    assert result.sharpness is not None and result.sharpness.map is not None
+    assert result.sharpness.map.loss.shape == (3, 3) and np.isfinite(result.sharpness.map.loss).all()
+    assert result.batchnorm == "recompute" and result.slice is None
+    # Recomputed statistics give another loss at the centre than the running ones.
+    running = loss_landscape(model, (torch.from_numpy(data.x_test[:16]), torch.from_numpy(data.y_test[:16])),
+                             steps=1)
+    assert result.shape.centre_loss != pytest.approx(float(running.loss[0, 0]))
