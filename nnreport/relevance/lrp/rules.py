@@ -101,32 +101,34 @@ def groups(rule: Rule, op: Op, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor
         # Sign-aware γ (as in zennit): outputs > 0 favour positive contributions, outputs ≤ 0 negative ones,
         # so |z'| ≥ |z| and the ratio z / z' stays in (0, 1]: no blow-up where w + γw⁺ nearly cancels.
         g = rule.gamma
+        up = (z > 0).to(z.dtype)
+        if not _signed(x):
+            # x ≥ 0: z⁺ = x·w⁺ + b⁺ and z − z⁺ = x·w⁻ + b⁻, so one extra convolution serves both terms
+            zp = op(x, cache.get(w, "pos", lambda: w.clamp(min=0)), _pos(b))
+            return [(up, z + g * zp, TINY), (1.0 - up, z + g * (z - zp), TINY)], []
         wup = cache.get(w, f"gamma+{g}", lambda: w + g * w.clamp(min=0))
         wdn = cache.get(w, f"gamma-{g}", lambda: w + g * w.clamp(max=0))
         bup = None if b is None else b + g * b.clamp(min=0)
         bdn = None if b is None else b + g * b.clamp(max=0)
-        signed = bool((x < 0).any())
-        xp, xn = (x.clamp(min=0), x.clamp(max=0)) if signed else (x, None)
-        zup, zdn = op(xp, wup, bup), op(xp, wdn, bdn)
-        if xn is not None:
-            zup, zdn = zup + op(xn, wdn, None), zdn + op(xn, wup, None)
-        up = (z > 0).to(z.dtype)
+        xp, xn = x.clamp(min=0), x.clamp(max=0)
+        zup = op(xp, wup, bup) + op(xn, wdn, None)
+        zdn = op(xp, wdn, bdn) + op(xn, wup, None)
         return [(up, zup, TINY), (1.0 - up, zdn, TINY)], []
     if name in ("zplus", "alpha2_beta1", "alpha1_beta0"):
         wp = cache.get(w, "pos", lambda: w.clamp(min=0))
-        wn = cache.get(w, "neg", lambda: w.clamp(max=0))
-        signed = bool((x < 0).any())
-        xp, xn = (x.clamp(min=0), x.clamp(max=0)) if signed else (x, None)
         with_bias = name != "zplus"
-        zp = op(xp, wp, _pos(b) if with_bias else None)
-        if xn is not None:
-            zp = zp + op(xn, wn, None)
+        alpha, beta = rule.alpha_beta
+        if not _signed(x):
+            zp = op(x, wp, _pos(b) if with_bias else None)
+            if name != "alpha2_beta1":
+                return [(1.0, zp, TINY)], []
+            return [(alpha, zp, TINY), (-beta, z - zp, TINY)], []  # z − z⁺ = x·w⁻ + b⁻ for x ≥ 0
+        wn = cache.get(w, "neg", lambda: w.clamp(max=0))
+        xp, xn = x.clamp(min=0), x.clamp(max=0)
+        zp = op(xp, wp, _pos(b) if with_bias else None) + op(xn, wn, None)
         if name != "alpha2_beta1":
             return [(1.0, zp, TINY)], []
-        alpha, beta = rule.alpha_beta
-        zn = op(xp, wn, _neg(b))
-        if xn is not None:
-            zn = zn + op(xn, wp, None)
+        zn = op(xp, wn, _neg(b)) + op(xn, wp, None)
         return [(alpha, zp, TINY), (-beta, zn, TINY)], []
     if name in ("flat", "wsquare"):
         ones = torch.ones_like(x).requires_grad_(True)
@@ -142,14 +144,50 @@ def groups(rule: Rule, op: Op, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor
     raise KeyError(f"unknown LRP rule {name!r}; known rules: {', '.join(RULE_NAMES)}")
 
 
+def _signed(x: torch.Tensor) -> bool:
+    return bool(x.numel()) and float(x.detach().min()) < 0
+
+
+def stabilise_fast(z: torch.Tensor, eps: float) -> torch.Tensor:
+    """Like `stabilise`, in two element-wise operations (copysign keeps +0 → +ε)."""
+    import torch
+
+    return z + torch.copysign(torch.tensor(eps, dtype=z.dtype), z)
+
+
+_FN: dict[str, Any] = {}
+
+
+def _rescale_fn() -> Any:
+    """An autograd function: forward returns the layer's true output; backward sends g·ratioᵢ to each zᵢ'."""
+    if "fn" in _FN:
+        return _FN["fn"]
+    import torch
+
+    class Rescale(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, value: torch.Tensor, *pairs: torch.Tensor) -> torch.Tensor:
+            ctx.save_for_backward(*pairs[1::2])
+            return value.clone()
+
+        @staticmethod
+        def backward(ctx: Any, g: torch.Tensor) -> Any:
+            grads: list[Any] = [None]
+            for ratio in ctx.saved_tensors:
+                grads += [g * ratio, None]
+            return tuple(grads)
+
+    _FN["fn"] = Rescale.apply
+    return Rescale.apply
+
+
 def apply(rule: Rule, op: Op, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, z: torch.Tensor,
           cache: WeightCache) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """An output equal to `z` whose gradient implements `rule`, plus the rule's extra pieces."""
     terms, pieces = groups(rule, op, x, w, b, z, cache)
     zd = z.detach()
-    out = None
+    pairs: list[torch.Tensor] = []
     for coef, zmod, eps in terms:
-        term = zmod * (coef * zd / stabilise(zmod.detach(), eps))
-        out = term if out is None else out + term
-    assert out is not None
-    return out + (zd - out.detach()), pieces
+        ratio = zd / stabilise_fast(zmod.detach(), eps)
+        pairs += [zmod, ratio * coef if not (isinstance(coef, float) and coef == 1.0) else ratio]
+    return _rescale_fn()(zd, *pairs), pieces
