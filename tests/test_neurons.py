@@ -27,7 +27,7 @@ from nnreport.neurons.regularisers import (
     gaussian_blur,
     l2_decay,
 )
-from nnreport.neurons.topk import TopK, stream, unit_scores
+from nnreport.neurons.topk import TopK, argmax_positions, stream
 
 ROOT = Path(__file__).resolve().parents[1]
 NEURONS = ("activations", "featvis", "facets")
@@ -68,7 +68,7 @@ def test_streaming_topk_equals_brute_force_sort(seed: int) -> None:
     top, offset = TopK(k, units), 0
     while offset < n:
         b = int(rng.integers(1, 10))
-        top.update(v[offset:offset + b], np.zeros((min(b, n - offset), units), np.int64), offset)
+        top.update(v[offset:offset + b], offset)
         offset += b
     for u in range(units):
         brute = sorted(range(n), key=lambda i: (-v[i, u], i))[:k]
@@ -90,11 +90,12 @@ def test_stream_over_a_model_matches_full_forward() -> None:
     state = stream(batches(), {"features.1": 6}, k=5)
     with torch.no_grad():
         full = model.features[1](model.features[0](x))
-    values, where = unit_scores(full)
+    values, where = full.flatten(2).max(2)
     for u in range(6):
         order = sorted(range(70), key=lambda i: (-float(values[i, u]), i))[:5]
         assert state["features.1"][0].index[:, u].tolist() == order
-        assert state["features.1"][0].position[:, u].tolist() == where[order, u].tolist()
+        pos = argmax_positions(full, np.array(order), np.full(5, u))
+        assert pos.tolist() == where[order, u].tolist()
 
 
 # ---- receptive fields --------------------------------------------------------------------------------

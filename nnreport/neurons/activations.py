@@ -20,7 +20,7 @@ from nnreport.context import Context
 from nnreport.errors import Skipped
 from nnreport.neurons import layers as L
 from nnreport.neurons.receptive import Axis, receptive_fields, window
-from nnreport.neurons.topk import Stats, TopK, stream
+from nnreport.neurons.topk import Stats, TopK, argmax_positions, stream
 
 
 def input_kind(ctx: Context) -> str:
@@ -181,7 +181,7 @@ def _top(ctx: Context, config: ActivationsConfig, tk: TopK, c: L.LayerChoice, fi
     data = ctx.data
     assert data is not None
     shown = min(config.max_units, c.shape[0])
-    index, values, position = tk.index[:, :shown].T, tk.values[:, :shown].T, tk.position[:, :shown].T
+    index, values = tk.index[:, :shown].T, tk.values[:, :shown].T
     xs = data.x_train if split == "train" else data.x_test
     ys = data.y_train if split == "train" else data.y_test
     labels = ys[index].astype(np.int64) if ys is not None and np.issubdtype(ys.dtype, np.integer) else None
@@ -198,6 +198,7 @@ def _top(ctx: Context, config: ActivationsConfig, tk: TopK, c: L.LayerChoice, fi
     out_shape = tuple(-(-s // st) for s, st in zip(size, step, strict=True))
     crops = np.full((*index.shape, xs.shape[1], *out_shape), np.nan, dtype=np.float16)
     wins = np.zeros((*index.shape, 2, 2), dtype=np.int64)
+    position = _positions(ctx, c.path, xs, index) if fld is not full else np.zeros_like(index)
     for u in range(index.shape[0]):
         for r in range(index.shape[1]):
             pos = np.unravel_index(int(position[u, r]), spatial) if fld is not full else (0, 0)
@@ -205,6 +206,15 @@ def _top(ctx: Context, config: ActivationsConfig, tk: TopK, c: L.LayerChoice, fi
             wins[u, r] = win
             crops[u, r] = _crop(images[lookup[int(index[u, r])]], win, step, out_shape)
     return TopExamples(values.astype(np.float32), index, labels, crops, wins)
+
+
+def _positions(ctx: Context, path: str, xs: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """The arg-max position of each unit on each of its top inputs (one forward pass over those inputs)."""
+    rows, inverse = np.unique(index, return_inverse=True)
+    with torch.no_grad(), scoped.eval_mode(ctx.model):
+        act = L.capture(ctx.model, L.module_map(ctx.model, [path]), (torch.from_numpy(xs[rows]),))[path].float()
+    units = np.broadcast_to(np.arange(index.shape[0])[:, None], index.shape)
+    return argmax_positions(act, inverse.reshape(index.shape).ravel(), units.ravel()).reshape(index.shape)
 
 
 def _crop(image: np.ndarray, win: tuple[tuple[int, int], ...], step: tuple[int, ...],

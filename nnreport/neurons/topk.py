@@ -9,40 +9,42 @@ import numpy as np
 import torch
 
 
-def unit_scores(act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each unit's score on each input (its maximum over positions) and the flat arg-max position.
-    `act` is (N, F) or (N, C, *spatial)."""
+def unit_scores(act: torch.Tensor) -> torch.Tensor:
+    """Each unit's score on each input: its maximum over positions. `act` is (N, F) or (N, C, *spatial).
+    (amax, not max: the arg-max costs ten times more, so it is found afterwards for the winners only.)"""
+    return act if act.dim() == 2 else act.flatten(2).amax(2)
+
+
+def argmax_positions(act: torch.Tensor, rows: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """Flat arg-max position of unit units[i] in row rows[i] of `act` (N, C, *spatial)."""
     if act.dim() == 2:
-        return act, torch.zeros_like(act, dtype=torch.long)
-    flat = act.flatten(2)
-    values, where = flat.max(dim=2)
-    return values, where
+        return np.zeros(len(rows), dtype=np.int64)
+    return act.flatten(2)[torch.from_numpy(rows), torch.from_numpy(units)].argmax(1).numpy()
 
 
 @dataclass
 class TopK:
-    """The k best (value, input index, position) per unit seen so far; ties go to the earlier input."""
+    """The k best (value, input index) per unit seen so far; ties go to the earlier input. Memory: k rows."""
 
     k: int
     units: int
     values: np.ndarray = field(init=False)
     index: np.ndarray = field(init=False)
-    position: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         self.values = np.empty((0, self.units), dtype=np.float64)
         self.index = np.empty((0, self.units), dtype=np.int64)
-        self.position = np.empty((0, self.units), dtype=np.int64)
 
-    def update(self, values: np.ndarray, position: np.ndarray, offset: int) -> None:
-        """Merge a batch: `values`, `position` are (B, units) for inputs offset, offset+1, ..."""
+    def update(self, values: np.ndarray, offset: int) -> None:
+        """Merge a batch: `values` is (B, units) for inputs offset, offset+1, ..."""
         b = values.shape[0]
         idx = np.broadcast_to(np.arange(offset, offset + b)[:, None], values.shape)
         vals = np.concatenate([self.values, values.astype(np.float64)])
         index = np.concatenate([self.index, idx])
-        pos = np.concatenate([self.position, position])
-        keep = np.lexsort((index, -vals), axis=0)[: self.k]  # by value, ties to the earlier input
-        self.values, self.index, self.position = (np.take_along_axis(a, keep, 0) for a in (vals, index, pos))
+        # A stable sort by value keeps equal values in row order, and the rows are in input order (the kept
+        # rows, sorted the same way, all come from earlier inputs): ties go to the earlier input.
+        keep = np.argsort(-vals, axis=0, kind="stable")[: self.k]
+        self.values, self.index = np.take_along_axis(vals, keep, 0), np.take_along_axis(index, keep, 0)
 
 
 @dataclass
@@ -64,7 +66,8 @@ class Stats:
         self.maximum, self.minimum = np.full(self.units, -np.inf), np.full(self.units, np.inf)
 
     def update(self, act: torch.Tensor, best: torch.Tensor) -> None:
-        a = act.double().flatten(2).mean(2) if act.dim() > 2 else act.double()
+        # Reduce over positions in float32 (one pass each), accumulate across batches in float64.
+        a = (act.flatten(2).mean(2) if act.dim() > 2 else act).double()
         low = act.flatten(2).amin(2) if act.dim() > 2 else act
         self.count += act.shape[0]
         self.total += a.sum(0).numpy()
@@ -83,8 +86,8 @@ def stream(batches: Iterator[tuple[int, dict[str, torch.Tensor]]], units: dict[s
         for name, act in acts.items():
             top, stats = state[name]
             act = act.detach().float()
-            best, where = unit_scores(act)
-            top.update(best.numpy(), where.numpy(), offset)
+            best = unit_scores(act)
+            top.update(best.numpy(), offset)
             stats.update(act, best)
         if step is not None:
             step(i)
