@@ -16,7 +16,7 @@ from nnreport import codec, scoped
 from nnreport.analyses.neurons import ActivationsResult, FacetsResult, FeatvisResult
 from nnreport.config import ReportConfig
 from nnreport.datasets import load_builtin
-from nnreport.neurons.layers import capture, representative
+from nnreport.neurons.layers import capture, representative, small_work_threads
 from nnreport.neurons.maximise import Settings, maximise
 from nnreport.neurons.param import InputSpace
 from nnreport.neurons.receptive import receptive_fields, window
@@ -50,6 +50,13 @@ class TinyCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.features(x), 1))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """As the analyses do for small models (direct calls of the optimiser here bypass them)."""
+    with small_work_threads(nn.Linear(1, 1)):
+        yield
 
 
 @pytest.fixture(scope="module")
