@@ -118,6 +118,7 @@ class _Bundle:
     count: int = 0
     numel: int = 0
     shapes: list[tuple[int, ...]] = field(default_factory=list)
+    sources: set[str] = field(default_factory=set)  # distinct tensors (by producer)
 
 
 def _level_edges(index: _Index, expanded: set[str], flat: bool) -> dict[str, dict[tuple[str, str], _Bundle]]:
@@ -125,10 +126,11 @@ def _level_edges(index: _Index, expanded: set[str], flat: bool) -> dict[str, dic
     its border. Data edges with the same ends at a level are bundled."""
     levels: dict[str, dict[tuple[str, str], _Bundle]] = {g: {} for g in expanded}
 
-    def add(level: str, a: str, b: str, numel: int, shape: tuple[int, ...]) -> None:
+    def add(level: str, a: str, b: str, numel: int, shape: tuple[int, ...], source: str) -> None:
         bundle = levels[level].setdefault((a, b), _Bundle())
         bundle.count += 1
         bundle.numel += numel
+        bundle.sources.add(source)
         if shape not in bundle.shapes:
             bundle.shapes.append(shape)
 
@@ -144,11 +146,11 @@ def _level_edges(index: _Index, expanded: set[str], flat: bool) -> dict[str, dic
         lca = ca[common - 1]
         pa = (ca + [va])[common]
         pb = (cb + [vb])[common]
-        add(lca, pa, pb, e.numel, e.shape)
+        add(lca, pa, pb, e.numel, e.shape, e.source)
         for k in range(common, len(ca)):
-            add(ca[k], (ca + [va])[k + 1], OUT, e.numel, e.shape)
+            add(ca[k], (ca + [va])[k + 1], OUT, e.numel, e.shape, e.source)
         for k in range(common, len(cb)):
-            add(cb[k], IN, (cb + [vb])[k + 1], e.numel, e.shape)
+            add(cb[k], IN, (cb + [vb])[k + 1], e.numel, e.shape, e.source)
     return levels
 
 
@@ -315,9 +317,9 @@ class _Builder:
         batch = self.index.graph.batch
         if len(bundle.shapes) == 1:
             label = shape_label(bundle.shapes[0], batch)
-            label = f"{bundle.count}× {label}" if bundle.count > 1 else label
+            label = f"{len(bundle.sources)}× {label}" if len(bundle.sources) > 1 else label
         else:
-            label = f"{bundle.count} tensors"
+            label = f"{len(bundle.sources)} tensors"
         lo, hi = self.index.log_lo, self.index.log_hi
         frac = 0.5 if hi <= lo else (math.log10(max(bundle.numel, 1)) - lo) / (hi - lo)
         width = round(1.0 + 3.0 * min(max(frac, 0.0), 1.0), 2)

@@ -66,7 +66,17 @@ def _legend(graph: Graph, views: tuple[View, ...]) -> tuple[LegendEntry, ...]:
     return tuple(LegendEntry(h, ", ".join(sorted(names))[:60]) for h, names in sorted(hues.items()))
 
 
-@page("graph", title="Graph", analyses=("graph",), order=10)
+def _markdown(insp: Inspection) -> str:
+    result: Any = insp.result("graph")
+    if result is None:
+        return ""
+    g = result.graph
+    ops = sum(1 for n in g.nodes if n.kind == "op")
+    how = "torch.export" if g.capture == "export" else "the eager recorder (torch.export failed)"
+    return f"**Graph**: {ops} ops, {len(g.edges)} edges, {len(g.groups) - 1} module-call groups; captured with {how}."
+
+
+@page("graph", title="Graph", analyses=("graph",), order=10, markdown=_markdown)
 def graph_page(insp: Inspection, assets: Assets) -> GraphPage:
     result: Any = insp.result("graph")
     graph = result.graph
