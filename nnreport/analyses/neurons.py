@@ -164,11 +164,11 @@ def featvis(ctx: Context, config: FeatvisConfig) -> FeatvisResult:
 @dataclass(frozen=True)
 class FacetsConfig:
     k: int = 4  # facets (k-means clusters) per class, at most 10
-    per_class: int = 120  # training inputs embedded per class
+    per_class: int = 100  # training inputs embedded per class
     max_classes: int = 10
     # Embedding layer (module path); default: the last layer shown before the output.
     layer: str = ""
-    nearest: int = 6
+    nearest: int = 4
     perplexity: float = 20.0
     # Optimisation of the class score from each facet's mean image (pixel-space method); a small step
     # keeps it near the facet, as in Nguyen et al.
@@ -177,8 +177,8 @@ class FacetsConfig:
     hyper: HyperSet = "yosinski3"
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "quick": {"k": 3, "per_class": 50, "max_classes": 3, "steps": 12, "nearest": 4},
-        "thorough": {"k": 6, "per_class": 300, "steps": 128},
+        "quick": {"k": 3, "per_class": 50, "max_classes": 3, "steps": 12},
+        "thorough": {"k": 6, "per_class": 300, "steps": 128, "nearest": 6},
     }
 
 
@@ -187,8 +187,8 @@ class Facet:
     size: int
     members: np.ndarray  # (size,) indices into the training split
     nearest: np.ndarray  # (m,) indices of the members nearest the cluster centre (t-SNE space)
-    nearest_images: np.ndarray  # (m, C, H, W) display space
-    mean_image: np.ndarray  # (C, H, W) display space
+    nearest_images: np.ndarray  # (m, C, H, W) display space as uint8 (0-255)
+    mean_image: np.ndarray  # (C, H, W) display space as uint8 (0-255)
     optimised: np.ndarray  # (C, H, W) display space, started from the mean image
     start_value: float  # the class score of the mean image
     end_value: float  # ... and of the optimised image

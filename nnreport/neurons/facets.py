@@ -57,7 +57,7 @@ def cluster(features: np.ndarray, k: int, perplexity: float, seed: int) -> tuple
         dims = max(1, min(50, n - 1, features.shape[1]))
         reduced = PCA(dims, random_state=seed).fit_transform(features)
         points = TSNE(2, perplexity=min(perplexity, (n - 1) / 3), init="pca", random_state=seed,
-                      max_iter=500).fit_transform(reduced)
+                      max_iter=300).fit_transform(reduced)
         km = KMeans(k, n_init=4, random_state=seed).fit(points)
     return points.astype(np.float32), km.labels_.astype(np.int64), km.cluster_centers_
 
@@ -108,8 +108,8 @@ def _run(ctx: Context, config: FacetsConfig) -> FacetsResult:
             near = members[: config.nearest]
             facets.append(Facet(
                 size=len(members), members=members.astype(np.int32), nearest=near,
-                nearest_images=to_display(ctx, data.x_train[near]).astype(np.float16),
-                mean_image=to_display(ctx, data.x_train[members].mean(0, keepdims=True))[0].astype(np.float16),
+                nearest_images=_bytes(to_display(ctx, data.x_train[near])),
+                mean_image=_bytes(to_display(ctx, data.x_train[members].mean(0, keepdims=True))[0]),
                 optimised=opt.display[j].astype(np.float16), start_value=float(opt.trace[j, 0]), end_value=float(opt.trace[j, -1])))
             j += 1
         out.append(ClassFacets(c, names[c], points, labels, tuple(facets)))
@@ -117,6 +117,10 @@ def _run(ctx: Context, config: FacetsConfig) -> FacetsResult:
     if shown < classes:
         notes.append(f"Facets for the first {shown} of {classes} classes (max_classes).")
     return FacetsResult(layer, output, tuple(out), " ".join(notes))
+
+
+def _bytes(display: np.ndarray) -> np.ndarray:
+    return (np.clip(display, 0, 1) * 255).round().astype(np.uint8)
 
 
 def _ordered(idx: np.ndarray, points: np.ndarray, labels: np.ndarray, centres: np.ndarray, f: int) -> np.ndarray:

@@ -165,14 +165,14 @@ def _top_image(acts: ActivationsResult, layer: LayerActivations, u: int, assets:
         return None
     if acts.input_kind == "image":
         tiles = [_picture(c) for c in top.crops[u]]
-        what = "crops of the receptive field around the strongest position" if layer.receptive else "inputs"
+        what = "examples (receptive-field crops)" if layer.receptive else "examples"
     else:
         bound = float(np.abs(top.crops).max()) or 1.0
         tiles = [bars(c, bound) for c in top.crops[u]]
-        what = "inputs as bar charts of their features"
+        what = "examples (feature bars)"
     cols = 3 if acts.input_kind == "image" else 1
     grid = images.tile(tiles, columns=cols, pad=1)
-    return _png(assets, f"{lid}-u{u}-top", grid, f"Top {len(tiles)} {what} for unit {u} of {layer.path}", 96)
+    return _png(assets, f"{lid}-u{u}-top", grid, f"Top {len(tiles)} {what}: {layer.path} unit {u}", 96)
 
 
 def _opt_image(fv: FeatvisResult | None, lf: LayerFeatvis | None, u: int, path: str, assets: Assets,
@@ -184,7 +184,7 @@ def _opt_image(fv: FeatvisResult | None, lf: LayerFeatvis | None, u: int, path: 
         rgb = _picture(_stretch(img))
     else:
         rgb = bars(img, float(np.abs(lf.images).max()) or 1.0, height=64, width=10)
-    return _png(assets, f"{lid}-u{u}-opt", rgb, f"Input optimised to excite unit {u} of {path}", 64)
+    return _png(assets, f"{lid}-u{u}-opt", rgb, f"Optimised input: {path} unit {u}", 64)
 
 
 def _stats(layer: LayerActivations, u: int) -> tuple[tuple[str, str], ...]:
@@ -210,9 +210,9 @@ def _facets_view(cf: ClassFacets, assets: Assets) -> ClassFacetsView:
     views = []
     for i, f in enumerate(cf.facets):
         key = f"c{cf.index}-f{i}"
-        near = images.tile([_picture(x) for x in f.nearest_images], columns=len(f.nearest_images), pad=1)
+        near = images.tile([_picture(x / 255.0) for x in f.nearest_images], columns=len(f.nearest_images), pad=1)
         views.append(FacetView(
-            f.size, _png(assets, f"{key}-mean", _picture(f.mean_image), f"Mean image of facet {i + 1} of {cf.name}", 48),
+            f.size, _png(assets, f"{key}-mean", _picture(f.mean_image / 255.0), f"Mean image of facet {i + 1} of {cf.name}", 48),
             _png(assets, f"{key}-opt", _picture(_stretch(f.optimised)), f"Optimised from the mean of facet {i + 1}", 48),
             _png(assets, f"{key}-near", near, f"Inputs nearest the centre of facet {i + 1} of {cf.name}", 48),
             f.start_value, f.end_value))
