@@ -49,7 +49,7 @@ def shapes_run():  # type: ignore[no-untyped-def]
     data = load_builtin("shapes")
     torch.manual_seed(0)
     model = TinyCNN(channels=3, classes=4, size=32)
-    train_classifier(model, data, epochs=2, lr=0.01, seed=0)
+    train_classifier(model, data, epochs=1, lr=0.01, seed=0)
     model.eval()
     return model, data, run_relevance(model, data)
 
@@ -112,8 +112,10 @@ def test_oracle_ordering_beats_random_in_aopc() -> None:
 
 
 def test_deterministic_for_a_seed(shapes_run) -> None:  # type: ignore[no-untyped-def]
-    model, data, (_insp, res, _record) = shapes_run
-    _i, again, _r = run_relevance(model, data)
+    model, data, _run = shapes_run
+    small = dict(methods=("smoothgrad", "occlusion", "lrp_epsilon_gamma_box"), cascade_steps=1, mask_samples=4)
+    _i, res, _r = run_relevance(model, data, **small)
+    _i, again, _r = run_relevance(model, data, **small)
     for key in res.maps:
         np.testing.assert_array_equal(res.maps[key], again.maps[key])
     assert [c.morf_aopc for c in res.perturbation.curves] == [c.morf_aopc for c in again.perturbation.curves]
@@ -122,7 +124,9 @@ def test_deterministic_for_a_seed(shapes_run) -> None:  # type: ignore[no-untype
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_zoo_runs_or_skips_with_a_reason(name: str) -> None:
     model, inputs = ZOO[name]()
-    insp, res, record = run_relevance(model, example_inputs=inputs, cascade_steps=1, steps=4)
+    insp, res, record = run_relevance(model, example_inputs=inputs, cascade_steps=1, steps=4, ig_steps=4,
+                                      methods=("saliency", "integrated_gradients", "gradcam", "occlusion",
+                                               "lrp_epsilon_plus_flat", "lrp_epsilon_gamma_box"))
     assert record is not None and record.status in ("ok", "skipped"), (record.status, record.message)
     if record.status == "skipped":
         assert len(record.message) > 20
