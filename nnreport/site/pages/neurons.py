@@ -91,6 +91,7 @@ class NeuronsPage:
     input_kind: str
     facets_layer: str
     inputs: tuple[tuple[str, ImageRef], ...]  # the sample inputs of the activation grids
+    features: str  # for vector inputs: the features the bars stand for, left to right
 
 
 def _png(assets: Assets, name: str, rgb: np.ndarray, alt: str, target: int) -> ImageRef:
@@ -170,8 +171,7 @@ def _top_image(acts: ActivationsResult, layer: LayerActivations, u: int, assets:
         bound = float(np.abs(top.crops).max()) or 1.0
         tiles = [bars(c, bound) for c in top.crops[u]]
         what = "examples (feature bars)"
-    cols = 3 if acts.input_kind == "image" else 1
-    grid = images.tile(tiles, columns=cols, pad=1)
+    grid = images.tile(tiles, columns=3, pad=1)
     return _png(assets, f"{lid}-u{u}-top", grid, f"Top {len(tiles)} {what}: {layer.path} unit {u}", 96)
 
 
@@ -268,7 +268,8 @@ def _page(insp: Inspection, assets: Assets) -> NeuronsPage:
     top_k = next((layer.top.values.shape[1] for layer in acts.layers if layer.top is not None), 0)
     notes = tuple(n for n in (acts.note, fv.note if fv else "", fc.note if fc else "") if n)
     return NeuronsPage(_layers(insp, assets), records, acts.normalise, examples, top_k, method, notes, GALLERY_UNITS,
-                       acts.input_kind, fc.layer if fc is not None else "", _inputs(acts, assets))
+                       acts.input_kind, fc.layer if fc is not None else "", _inputs(acts, assets),
+                       ", ".join(acts.feature_names or ()) if acts.input_kind == "vector" else "")
 
 
 def _inputs(acts: ActivationsResult, assets: Assets) -> tuple[tuple[str, ImageRef], ...]:
