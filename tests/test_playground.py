@@ -182,7 +182,12 @@ def test_demo_playground_builds_the_page(browser, tmp_path: Path) -> None:
     from nnreport.cli import main
 
     out = tmp_path / "pg"
-    assert main(["demo", "--playground", "--preset", "quick", "--only", "summary,playground", "--out", str(out)]) == 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # training the tiny MLP is ~10x slower with two threads on a busy machine
+    try:
+        assert main(["demo", "--playground", "--preset", "quick", "--only", "summary,playground", "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)
     html = (out / "playground.html").read_text()
     assert "arm A" in html and 'id="playground-slider"' in html
     assert_clean(visit(browser, out / "playground.html", action=_slider_action))
