@@ -76,7 +76,9 @@ METHOD_TEXT: dict[str, MethodText] = {
         "LRP ε-z⁺-flat", True,
         "Relevance propagated layer by layer from the score: z⁺ on convolutions, ε on dense layers, flat on the "
         "input layer. Conservative: the map sums (nearly) to the score.",
-        "Rules are chosen per layer type; z⁺ shows only positive evidence below the top; biases absorb relevance.",
+        "Rules are chosen per layer type; z⁺ shows only positive evidence below the top; biases absorb relevance; "
+        "the flat input rule ignores the input values (on feature vectors every feature of a first-layer neuron "
+        "gets the same share).",
         "Bach et al. 2015; Montavon et al. 2019"),
     "lrp_epsilon_gamma_box": MethodText(
         "LRP ε-γ-box", True,

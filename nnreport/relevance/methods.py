@@ -237,6 +237,8 @@ def lrp(canon: Canonical, x: torch.Tensor, target: torch.Tensor, composite: str 
 def lrp_notes(canon: Canonical, audit: engine.Audit, comp: Any) -> list[str]:
     """Plain-language notes on what canonicalisation did and what no rule covers."""
     notes = []
+    if audit.rules:
+        notes.append("Rules applied: " + ", ".join(f"{k} ×{v}" for k, v in sorted(audit.rules.items())) + ".")
     if canon.folded:
         notes.append(f"BatchNorm folded into the layer before it: {', '.join(canon.folded)}.")
     if canon.unfolded:

@@ -84,7 +84,9 @@ def _check_output(ctx: Context, canon: Any, x: torch.Tensor) -> int:
     raise Skipped(f"the output has shape {tuple(out.shape)}; relevance maps explain one score per class")
 
 
-def _rows(labels: np.ndarray | None, n_classes: int, config: RelevanceConfig, n: int) -> list[int]:
+def _rows(labels: np.ndarray | None, n_classes: int, config: RelevanceConfig, n: int, vector: bool) -> list[int]:
+    if vector:  # feature vectors show as mean bars: average over more samples
+        return list(range(min(n, max(config.max_rows, 32))))
     if labels is None or n_classes < 2:
         return list(range(min(n, config.max_rows)))
     rows: list[int] = []
@@ -108,7 +110,7 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
     except ValueError as exc:
         raise Skipped(str(exc)) from exc
     n_classes = _check_output(ctx, canon, x_all)
-    rows = _rows(labels, n_classes, config, len(x_all))
+    rows = _rows(labels, n_classes, config, len(x_all), x_all.dim() == 2)
     pert_idx = list(range(min(config.perturbation_samples, len(x_all))))
     has_masks = data is not None and data.masks_test is not None and x_all.dim() == 4
     mask_idx = list(range(min(config.mask_samples, len(x_all)))) if has_masks else []

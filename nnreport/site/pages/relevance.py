@@ -317,7 +317,22 @@ def _perturbation_text(res: RelevanceResult) -> tuple[str, str]:
     return text, _pm(p.random_aopc, p.random_se)
 
 
-@page("relevance", title="Relevance", analyses=("relevance",), order=30)
+def relevance_markdown(insp: Inspection) -> str:
+    """Key numbers for summary.md: the best and worst MoRF AOPC against the random order."""
+    res: Any = insp.result("relevance")
+    if res is None or res.perturbation is None or not res.perturbation.curves:
+        return ""
+    p = res.perturbation
+    titles = {m.key: m.title for m in res.methods}
+    ranked = sorted(p.curves, key=lambda c: -c.morf_aopc)
+    best, worst = ranked[0], ranked[-1]
+    return (f"- Relevance: highest AOPC (MoRF) {titles[best.method]} {_pm(best.morf_aopc, best.morf_se)}, lowest "
+            f"{titles[worst.method]} {_pm(worst.morf_aopc, worst.morf_se)}, random order "
+            f"{_pm(p.random_aopc, p.random_se)} ({p.region}×{p.region} regions, {p.steps} steps, {p.replacement} "
+            f"replacement, {p.samples} samples)\n")
+
+
+@page("relevance", title="Relevance", analyses=("relevance",), order=30, markdown=relevance_markdown)
 def relevance_page(insp: Inspection, assets: Assets) -> RelevancePage:
     res: Any = insp.result("relevance")
     record = insp.record("relevance")
