@@ -172,3 +172,25 @@ def test_page_in_browser(browser, tmp_path: Path, shapes_run) -> None:  # type: 
     html = (tmp_path / "site" / "relevance.html").read_text()
     for needle in ("AOPC MoRF", "uniform noise", "Known weaknesses", "LRP ε-γ-box", "relevance-card-occlusion"):
         assert needle in html
+
+
+def test_integer_inputs_are_skipped_with_a_reason() -> None:
+    class Tokens(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed, self.head = nn.Embedding(20, 8), nn.Linear(8, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.embed(x).mean(1))
+
+    _insp, _res, record = run_relevance(Tokens().eval(), example_inputs=(torch.randint(0, 20, (3, 5)),))
+    assert record.status == "skipped" and "floating point" in record.message
+
+
+def test_single_file_report_has_the_page(shapes_run) -> None:  # type: ignore[no-untyped-def]
+    from nnreport.site.build import SINGLE_FILE_NAME, render_files
+
+    _model, _data, (insp, _res, _record) = shapes_run
+    html = render_files(insp, single_file=True)[SINGLE_FILE_NAME].decode()
+    assert 'id="relevance-grid"' in html and "data:image/png;base64," in html
+    assert "drawing the page failed" not in html
