@@ -182,6 +182,13 @@ def _extent(points: np.ndarray | None, config: PlaygroundConfig, n: int) -> tupl
 
 
 def run_playground(ctx: Context, config: PlaygroundConfig) -> PlaygroundResult:
+    from nnreport.cnnvis.overview import few_threads
+
+    with few_threads(ctx.model):
+        return _run(ctx, config)
+
+
+def _run(ctx: Context, config: PlaygroundConfig) -> PlaygroundResult:
     if not ctx.single_input:
         raise Skipped("the playground needs a single-input model with 2-D (or tabular) inputs")
     data = ctx.data
