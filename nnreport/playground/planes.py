@@ -206,7 +206,8 @@ def _run(ctx: Context, config: PlaygroundConfig) -> PlaygroundResult:
         fi, fj = choose_pair(model, torch.from_numpy(base)[None], lo, hi, names, config)
         if n_features > 2:
             others = [names[k] for k in range(n_features) if k not in (fi, fj)]
-            notes.append(f"the plane spans {names[fi]} × {names[fj]}; {', '.join(others)} held at their training median")
+            held = "held at 0" if data is None else "held at their training median"
+            notes.append(f"the plane spans {names[fi]} × {names[fj]}; {', '.join(others)} {held}")
         xs = np.linspace(lo[fi], hi[fi], config.grid, dtype=np.float32)
         ys = np.linspace(lo[fj], hi[fj], config.grid, dtype=np.float32)
         grid = _plane(base, fi, fj, xs, ys)
