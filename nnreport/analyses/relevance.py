@@ -110,27 +110,27 @@ class RelevanceConfig:
     # LRP settings (z^B bounds come from the data's value range).
     epsilon: float = 1e-6
     gamma: float = 0.25
-    ig_steps: int = 16
-    smoothgrad_samples: int = 10
+    ig_steps: int = 32
+    smoothgrad_samples: int = 16
     smoothgrad_noise: float = 0.15
     # Occlusion patch and stride in pixels; 0 = a quarter of the image side, stride half the patch (7×7 positions).
     occlusion_patch: int = 0
     occlusion_stride: int = 0
     # Region perturbation (MoRF / LeRF / random) on this many test samples.
-    perturbation_samples: int = 16
+    perturbation_samples: int = 32
     region: int = 2
     steps: int = 16
     replacement: Replacement = "uniform"
-    random_orderings: int = 1
+    random_orderings: int = 2
     # Model-parameter randomisation check (cascading, output side first).
-    randomisation_samples: int = 6
+    randomisation_samples: int = 8
     cascade_steps: int = 3
     # Share of positive relevance inside the object mask, where the data has masks (built-in shapes).
-    mask_samples: int = 32
+    mask_samples: int = 48
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {"max_rows": 4, "ig_steps": 8, "smoothgrad_samples": 4, "perturbation_samples": 8, "steps": 8,
-                  "randomisation_samples": 4, "cascade_steps": 2, "mask_samples": 16,
+                  "random_orderings": 1, "randomisation_samples": 4, "cascade_steps": 2, "mask_samples": 16,
                   "methods": ("sensitivity", "guided_backprop", "input_x_gradient", "integrated_gradients",
                               "gradcam", "occlusion", "lrp_epsilon_plus_flat", "lrp_epsilon_gamma_box")},
         "thorough": {"per_class": 2, "ig_steps": 64, "smoothgrad_samples": 32, "perturbation_samples": 96,
