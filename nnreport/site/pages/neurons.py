@@ -219,7 +219,9 @@ def _facets_view(cf: ClassFacets, assets: Assets) -> ClassFacetsView:
     return ClassFacetsView(cf.name, ref, tuple(views))
 
 
-def _layers(insp: Inspection, assets: Assets) -> tuple[LayerView, ...]:
+def _layers(insp: Inspection, assets: Assets, gallery: bool) -> tuple[LayerView, ...]:
+    """Per layer: for the gallery page, activation grids and the first GALLERY_UNITS cards; for the units
+    page, every card with its facets (each page draws only what it shows)."""
     acts: ActivationsResult = insp.result("activations")  # type: ignore[assignment]
     fv: FeatvisResult | None = insp.result("featvis")
     fc: FacetsResult | None = insp.result("facets")
@@ -231,9 +233,9 @@ def _layers(insp: Inspection, assets: Assets) -> tuple[LayerView, ...]:
         is_output = i == len(acts.layers) - 1 and fc is not None and fc.output == layer.path
         grids = tuple((label, _png(assets, f"{lid}-grid-{s}", _grid(layer, s, acts.normalise),
                                    f"Activations of {layer.path} for {label}", 36))
-                      for s, label in enumerate(acts.sample_labels))
+                      for s, label in enumerate(acts.sample_labels)) if gallery else ()
         cards = []
-        for u in range(layer.shown):
+        for u in range(min(GALLERY_UNITS, layer.shown) if gallery else layer.shown):
             top = layer.top
             name = f"unit {u}"
             if is_output or (i == len(acts.layers) - 1 and acts.class_names and layer.units == len(acts.class_names)):
@@ -245,7 +247,7 @@ def _layers(insp: Inspection, assets: Assets) -> tuple[LayerView, ...]:
                 tuple(_label(acts.class_names, int(y)) for y in top.labels[u]) if top is not None and top.labels is not None else (),
                 bool(layer.dead[u]), bool(layer.saturated[u]), _stats(layer, u),
                 (float(lf.trace[u, 0]), float(lf.trace[u, -1])) if lf is not None and u < lf.units else None,
-                _facets_view(facets[u], assets) if is_output and u in facets else None))
+                _facets_view(facets[u], assets) if is_output and u in facets and not gallery else None))
         rf = "; ".join(f"{s} px (stride {j})" for s, j, _ in layer.receptive) if layer.receptive else (
             "the whole input" if acts.input_kind == "image" else "–")
         out.append(LayerView(lid, layer.path, layer.type, layer.shape, layer.units, layer.shown,
@@ -254,7 +256,7 @@ def _layers(insp: Inspection, assets: Assets) -> tuple[LayerView, ...]:
     return tuple(out)
 
 
-def _page(insp: Inspection, assets: Assets) -> NeuronsPage:
+def _page(insp: Inspection, assets: Assets, gallery: bool) -> NeuronsPage:
     acts: ActivationsResult = insp.result("activations")  # type: ignore[assignment]
     fv: FeatvisResult | None = insp.result("featvis")
     fc: FacetsResult | None = insp.result("facets")
@@ -267,8 +269,8 @@ def _page(insp: Inspection, assets: Assets) -> NeuronsPage:
     examples = (f"{acts.examples_seen:,} inputs of the {acts.examples_split} split" if acts.examples_split else "")
     top_k = next((layer.top.values.shape[1] for layer in acts.layers if layer.top is not None), 0)
     notes = tuple(n for n in (acts.note, fv.note if fv else "", fc.note if fc else "") if n)
-    return NeuronsPage(_layers(insp, assets), records, acts.normalise, examples, top_k, method, notes, GALLERY_UNITS,
-                       acts.input_kind, fc.layer if fc is not None else "", _inputs(acts, assets),
+    return NeuronsPage(_layers(insp, assets, gallery), records, acts.normalise, examples, top_k, method, notes, GALLERY_UNITS,
+                       acts.input_kind, fc.layer if fc is not None else "", _inputs(acts, assets) if gallery else (),
                        ", ".join(acts.feature_names or ()) if acts.input_kind == "vector" else "")
 
 
@@ -298,11 +300,11 @@ def _markdown(insp: Inspection) -> str:
 
 @page("neurons", title="Neurons", analyses=ANALYSES, order=40, markdown=_markdown)
 def neurons_page(insp: Inspection, assets: Assets) -> NeuronsPage:
-    return _page(insp, assets)
+    return _page(insp, assets, gallery=True)
 
 
 @page("units", title="Units", analyses=ANALYSES, order=41)
 def units_page(insp: Inspection, assets: Assets) -> NeuronsPage:
     # The same context: its images are the neurons page's files (same names, same bytes), shown larger here.
-    return _page(insp, replace(assets, page="neurons"))
+    return _page(insp, replace(assets, page="neurons"), gallery=False)
 
