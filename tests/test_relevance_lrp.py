@@ -14,6 +14,16 @@ from nnreport.relevance import attribute, explain, prepare
 
 from models import MLP, ResNetLike, TinyCNN, resnet18_like
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():  # type: ignore[no-untyped-def]
+    """Small tensors: a second intra-op thread mostly spins on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 RULES = ["zero", "epsilon", "gamma", "alpha2_beta1", "alpha1_beta0", "zplus", "flat", "wsquare", "zbox"]
 
 
