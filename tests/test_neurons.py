@@ -314,6 +314,33 @@ def test_facets_are_computed_on_the_right_class(digits_insp) -> None:
             assert f.end_value > f.start_value
 
 
+def test_same_seed_same_results(digits_insp) -> None:
+    again = _inspect(TinyCNN().eval(), "digits")
+    for name in NEURONS:
+        assert codec.to_files(again.result(name)) == codec.to_files(digits_insp.result(name)), name
+
+
+class InplaceBlock(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.relu = nn.ReLU(inplace=True)
+        self.head = nn.Linear(4 * 64, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.relu(self.conv(x)).flatten(1))
+
+
+def test_captured_outputs_survive_later_inplace_ops() -> None:
+    torch.manual_seed(0)
+    model = InplaceBlock().eval()
+    x = torch.randn(2, 1, 8, 8)
+    with torch.no_grad():
+        outs = capture(model, {"conv": model.conv, "head": model.head}, (x,))
+        assert torch.equal(outs["conv"], model.conv(x))
+        assert (outs["conv"] < 0).any()
+
+
 def test_model_untouched() -> None:
     torch.manual_seed(0)
     model = TinyCNN()

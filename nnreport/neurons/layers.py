@@ -145,7 +145,8 @@ def capture(model: nn.Module, modules: dict[str, nn.Module], x: tuple[torch.Tens
     def make(path: str):  # noqa: ANN202
         def hook(_m: nn.Module, _i: object, out: object) -> None:
             if path not in outs and isinstance(out, torch.Tensor):
-                outs[path] = out
+                # Without gradients, copy: a later in-place op (ReLU(inplace=True)) could change the output.
+                outs[path] = out if grad else out.detach().clone()
                 if set(outs) >= wanted:
                     raise _Stop
         return hook
