@@ -295,3 +295,33 @@ def test_opening_a_group_relays_out_only_it_and_its_ancestors(zoo_graphs, monkey
     # blocks.1.branch3 is new; blocks.1, blocks and the model changed inside; blocks.0 did not.
     assert len(calls) == 4
     assert cached == draw_view(graph, ("blocks.1.branch3",))
+
+
+def _proper_cross(p1, p2, q1, q2) -> bool:
+    def orient(a, b, c):
+        v = (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+        return (v > 1e-9) - (v < -1e-9)
+
+    return (orient(p1, p2, q1) * orient(p1, p2, q2) < 0) and (orient(q1, q2, p1) * orient(q1, q2, p2) < 0)
+
+
+def _meet(a, b, c, d) -> tuple[float, float]:
+    r, s = (b[0] - a[0], b[1] - a[1]), (d[0] - c[0], d[1] - c[1])
+    t = ((c[0] - a[0]) * s[1] - (c[1] - a[1]) * s[0]) / (r[0] * s[1] - r[1] * s[0])
+    return (round(a[0] + t * r[0], 1), round(a[1] + t * r[1], 1))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_geometric_crossing_count_matches_a_brute_force_oracle(seed: int) -> None:
+    from nnreport.graph.metrics import edge_pair_crossings
+
+    rng = random.Random(seed)
+    lines = [[(rng.uniform(0, 300), rng.uniform(0, 300)) for _ in range(rng.randint(2, 4))] for _ in range(12)]
+    segs = [(k, a, b) for k, pts in enumerate(lines) for a, b in zip(pts, pts[1:], strict=False)]
+    crossing = [(a, b, c, d) for (_, a, b), (_, c, d) in itertools.combinations(segs, 2) if _proper_cross(a, b, c, d)]
+    points = {_meet(*q) for q in crossing}
+    assert count_crossings(lines) == len(points)
+    assert edge_pair_crossings(lines) == len(crossing)
+    # Two edges bundled along a shared piece, crossed once by a third: one point, two edge pairs.
+    bundle = [[(0, 0), (0, 100), (-50, 150)], [(0, 0), (0, 100), (50, 150)], [(-40, 50), (40, 50)]]
+    assert count_crossings(bundle) == 1 and edge_pair_crossings(bundle) == 2
