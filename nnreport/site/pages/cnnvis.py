@@ -137,7 +137,8 @@ def _column(r: CNNVisResult, g: int, group: LayerGroup, x: float, assets: Assets
     members = [r.layers[i].name for i in group.layers]
     span = members[0] if len(members) == 1 else f"{members[0]} … {members[-1]} ({len(members)} layers)"
     y = top
-    boxes, anchors = [], {}
+    boxes: list[ClusterBox] = []
+    lefts: dict[int, tuple[float, float]] = {}  # cluster -> (left x, centre y)
     previous = None
     widest = 0.0
     for c in group.order:
@@ -158,7 +159,7 @@ def _column(r: CNNVisResult, g: int, group: LayerGroup, x: float, assets: Assets
                  f"{' …' if units > 24 else ''}; representatives {', '.join(str(u) for u in cluster.representatives)}")
         boxes.append(ClusterBox(x, y, w, h, ref, label, title, tuple(cells)))
         widest = max(widest, w)
-        anchors[c] = (x, y + h / 2, w)
+        lefts[c] = (x, y + h / 2)
         y += h + GAP_Y + 12
     strip_x = x + widest + 8
     # every matrix strip starts at the same x in a column, so the class columns line up
@@ -168,7 +169,7 @@ def _column(r: CNNVisResult, g: int, group: LayerGroup, x: float, assets: Assets
     labels = tuple(ClassLabel(strip_x + _cell_x(r, k) + CELL / 2, top - 8, r.classes[col], r.column_bicluster[col])
                    for k, col in enumerate(r.class_order))
     right = strip_x + _cell_x(r, len(r.class_order) - 1) + CELL
-    anchors = {c: (left, cy, right) for c, (left, cy, _) in anchors.items()}
+    anchors = {c: (left, cy, right) for c, (left, cy) in lefts.items()}
     column = GroupColumn(x, rep.name, span, GROUP_COLOURS[g % len(GROUP_COLOURS)], labels, tuple(boxes))
     return column, anchors, y
 

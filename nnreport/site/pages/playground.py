@@ -172,7 +172,8 @@ def _network(r: PlaygroundResult, placed: list[tuple[int, int, int, int]]) -> tu
     tallest = max(len(layer.shown) for layer in r.layers)
     height = tallest * (NODE + GAP) - GAP + 60
     where = {(li, u): (sx, sy) for li, u, sx, sy in placed}
-    columns, nodes, edges, frames = [], [], [], [[] for _ in r.snapshot_labels]
+    columns, nodes, edges = [], [], []
+    frames: list[list[float]] = [[] for _ in r.snapshot_labels]
     centres: list[list[tuple[float, float]]] = []
     for li, layer in enumerate(r.layers):
         x = LEFT + li * COLUMN
