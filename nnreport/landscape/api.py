@@ -111,7 +111,7 @@ def loss_landscape(
     points = grid_points(coords, coords) if dims == 2 else coords[:, None]
     with scoped.eval_mode(model), scoped.restored_parameters(model):
         ev = Evaluator(model, space, dirs, make_batches(x, y, batch_size), loss_fn, batchnorm)
-        key = sweep_key(f"api{dims}d", points, dirs, f"{batchnorm}|{x.shape}")
+        key = sweep_key(f"api{dims}d", points, dirs, f"{batchnorm}|{x.shape}", [x, y, *space.base])
         loss, acc = sweep(ev, points, Path(scratch) if scratch is not None else None, key, progress)
     shape = (steps, steps) if dims == 2 else (steps,)
     return LandscapeGrid(coords, coords.copy() if dims == 2 else None, loss.reshape(shape), acc.reshape(shape),

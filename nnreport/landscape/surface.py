@@ -172,15 +172,16 @@ def _all_gather(values: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, np.nd
 # ---- resumable point sweeps -------------------------------------------------------------------------
 
 
-def sweep_key(tag: str, coords: np.ndarray, directions: Sequence[list[torch.Tensor]], extra: str = "") -> str:
-    """A name for a sweep's scratch file: changes whenever the points, the directions or the settings do."""
+def sweep_key(tag: str, coords: np.ndarray, directions: Sequence[list[torch.Tensor]], extra: str = "",
+              tensors: Sequence[torch.Tensor] = ()) -> str:
+    """A name for a sweep's scratch file: changes whenever the points, the directions, the settings or
+    `tensors` (e.g. the weights and the data, where the scratch folder does not already depend on them) do."""
     h = hashlib.sha256()
     h.update(tag.encode())
     h.update(np.ascontiguousarray(coords, dtype=np.float64).tobytes())
     h.update(extra.encode())
-    for d in directions:
-        for t in d:
-            h.update(t.detach().contiguous().float().numpy().tobytes())
+    for t in [t for d in directions for t in d] + list(tensors):
+        h.update((t.detach().float() if t.is_floating_point() else t.detach()).contiguous().cpu().numpy().tobytes())
     return f"{tag}-{h.hexdigest()[:16]}"
 
 
