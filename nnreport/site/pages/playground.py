@@ -109,6 +109,10 @@ class PlaygroundPage:
     loss_max: str
     stats: tuple[str, ...]
     output_kind: str
+    # Tabular data: the points' other features differ from the held values, so they are projections.
+    projected: bool
+    # Outline of the training points: white on the diverging map, dark on the categorical one.
+    point_stroke: str
     notes: tuple[str, ...]
 
 
@@ -288,5 +292,6 @@ def playground_page(insp: Inspection, assets: Assets) -> PlaygroundPage:
         x_range=(f"{float(r.xs[0]):.2g}", f"{float(r.xs[-1]):.2g}"), y_range=(f"{float(r.ys[0]):.2g}", f"{float(r.ys[-1]):.2g}"),
         labels=r.snapshot_labels, edge_frames=tuple(tuple(f) for f in frames), curves=tuple(curves),
         loss_width=380, loss_height=170, loss_x=tuple(loss_x), loss_max=loss_max, stats=_stats(r),
-        output_kind=r.output_kind, notes=r.notes,
+        output_kind=r.output_kind, projected=len(r.base) > 2,
+        point_stroke="#ffffff" if r.output_kind == "value" or len(r.class_names) == 2 else "#222222", notes=r.notes,
     )
