@@ -150,6 +150,9 @@ def _check_theme(name: str) -> None:
 def _write(insp: Any, out: str, config: Any) -> int:
     from nnreport.api import render
 
+    if os.environ.get("RANK", "0") != "0":
+        return EXIT_OK  # under torchrun every rank computes its share; rank 0 gathers and writes the site
+
     path = render(insp, out, theme=config.theme, single_file=config.single_file, timings=config.timings)
     entry = path / ("report.html" if config.single_file else "index.html")
     failed = insp.failed
@@ -244,6 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "list":
         import nnreport.datasets  # noqa: F401  (registers the built-in data)
     debug = getattr(args, "debug", False) or bool(os.environ.get("NNREPORT_DEBUG"))
+    # Waiting OpenMP threads sleep instead of spinning: on a busy 2-core machine spinning made small
+    # forward passes ~20x slower (measured in benchmarks/landscape.py). Must be set before torch loads.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:

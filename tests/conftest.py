@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# As the CLI does: OpenMP threads sleep while waiting instead of spinning (set before torch loads).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 CHROMIUM_FLAGS = [
