@@ -20,12 +20,14 @@ class GraphConfig:
     max_views: int = 40
     # Also lay out the fully expanded graph when it has at most this many ops.
     full_view_max_ops: int = 300
+    # Stop adding views once they hold this many boxes and edges in all (keeps big models' pages light).
+    max_items: int = 6000
     # Crossing-reduction restarts per compound level.
     restarts: int = 4
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "quick": {"max_views": 12, "restarts": 2, "full_view_max_ops": 150},
-        "thorough": {"max_views": 400, "restarts": 8, "full_view_max_ops": 2000},
+        "quick": {"max_views": 12, "restarts": 2, "full_view_max_ops": 150, "max_items": 2500},
+        "thorough": {"max_views": 400, "restarts": 8, "full_view_max_ops": 2000, "max_items": 100_000},
     }
 
 
@@ -52,10 +54,14 @@ def graph_analysis(ctx: Context, config: GraphConfig) -> GraphResult:
     rep.step(1, 3, f"laying out {len(chosen) + 1} views")
     cache: dict = {}  # group layouts shared between views: opening a group re-lays out its ancestors only
     views = [draw_view(graph, (), key="", restarts=config.restarts, cache=cache)]
-    views += [draw_view(graph, (gid,), key=gid, restarts=config.restarts, cache=cache) for gid in chosen]
     ops = sum(1 for n in graph.nodes if n.kind == "op")
     if len(graph.groups) > 1 and ops <= config.full_view_max_ops:
         views.append(draw_view(graph, all_groups(graph), key="*", restarts=config.restarts, cache=cache))
+    for k, gid in enumerate(chosen):
+        if sum(len(v.boxes) + len(v.edges) for v in views) > config.max_items:
+            rest = chosen[k:] + rest
+            break
+        views.append(draw_view(graph, (gid,), key=gid, restarts=config.restarts, cache=cache))
     rep.step(3, 3, "done")
     return GraphResult(graph, tuple(views), tuple(rest))
 
