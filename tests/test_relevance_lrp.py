@@ -281,3 +281,16 @@ def test_unknown_method_lists_known_ones() -> None:
         attribute(MLP().eval(), torch.randn(2, 4), 0, method="nope")
     with pytest.raises(KeyError, match="epsilon_plus_flat"):
         attribute(MLP().eval(), torch.randn(2, 4), 0, method="lrp", composite="nope")
+
+
+@pytest.mark.parametrize("composite", ["epsilon_plus_flat", "epsilon_gamma_box", "epsilon_alpha2_beta1"])
+def test_float32_agrees_with_float64_on_a_residual_net(composite: str) -> None:
+    """Rounding must not be amplified: e.g. z⁻ taken as z − z⁺ is noise where a neuron has no negative inputs."""
+    torch.manual_seed(0)
+    model = _randomise_bn(ResNetLike((1, 1), 8)).eval()
+    x = torch.randn(3, 3, 16, 16)
+    opts = dict(composite=composite, low=-4.0, high=4.0)
+    single = attribute(model, x, 2, method="lrp", **opts)
+    double = attribute(copy.deepcopy(model).double(), x.double(), 2, method="lrp", **opts)
+    scale = np.abs(double).max()
+    assert np.abs(single - double).max() < 1e-3 * scale

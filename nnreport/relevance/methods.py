@@ -113,7 +113,7 @@ def integrated_gradients(canon: Canonical, x: torch.Tensor, target: torch.Tensor
     base = torch.full_like(x, baseline)
     total = torch.zeros_like(x)
     per = max(1, batch_limit // max(1, len(x)))
-    alphas = (torch.arange(steps, dtype=x.dtype) + 0.5) / steps
+    alphas = (torch.arange(steps, dtype=x.dtype, device=x.device) + 0.5) / steps
     for chunk in alphas.split(per):
         path = base[None] + chunk.view(-1, *([1] * x.dim())) * (x - base)[None]
         g, _s, _m = _run(canon, path.reshape(-1, *x.shape[1:]), target.repeat(len(chunk)))
@@ -134,7 +134,7 @@ def smoothgrad(canon: Canonical, x: torch.Tensor, target: torch.Tensor, samples:
     done = 0
     while done < samples:
         k = min(per, samples - done)
-        eps = torch.randn((k, *x.shape), generator=gen, dtype=x.dtype) * (noise * span)[None]
+        eps = torch.randn((k, *x.shape), generator=gen, dtype=x.dtype).to(x.device) * (noise * span)[None]
         g, _s, _m = _run(canon, (x[None] + eps).reshape(-1, *x.shape[1:]), target.repeat(k))
         total += g.abs().reshape(k, *x.shape).sum(0)
         done += k
@@ -179,12 +179,12 @@ def occlusion(canon: Canonical, x: torch.Tensor, target: torch.Tensor, patch: in
 
     base = score_of(x, target)
     if x.dim() == 4:
-        masks = _patch_masks(x.shape[2], x.shape[3], patch, stride, x.dtype)
+        masks = _patch_masks(x.shape[2], x.shape[3], patch, stride, x.dtype).to(x.device)
     else:
         n_feat = x[0].numel()
         if n_feat > 4096:
             raise NotApplicable(f"occlusion of {n_feat} single features per sample would be too slow")
-        masks = torch.eye(n_feat, dtype=x.dtype).reshape(n_feat, *x.shape[1:])
+        masks = torch.eye(n_feat, dtype=x.dtype, device=x.device).reshape(n_feat, *x.shape[1:])
     total = torch.zeros_like(x)
     counts = torch.zeros_like(x[:1])
     per = max(1, batch_limit // max(1, len(x)))

@@ -118,12 +118,14 @@ def groups(rule: Rule, op: Op, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor
         wp = cache.get(w, "pos", lambda: w.clamp(min=0))
         with_bias = name != "zplus"
         alpha, beta = rule.alpha_beta
+        wn = cache.get(w, "neg", lambda: w.clamp(max=0))
         if not _signed(x):
             zp = op(x, wp, _pos(b) if with_bias else None)
             if name != "alpha2_beta1":
                 return [(1.0, zp, TINY)], []
-            return [(alpha, zp, TINY), (-beta, z - zp, TINY)], []  # z − z⁺ = x·w⁻ + b⁻ for x ≥ 0
-        wn = cache.get(w, "neg", lambda: w.clamp(max=0))
+            # z⁻ gets its own convolution: z − z⁺ would equal it in exact arithmetic, but where a neuron has no
+            # negative contributions the rounding noise of that difference, divided by itself, blows up.
+            return [(alpha, zp, TINY), (-beta, op(x, wn, _neg(b)), TINY)], []
         xp, xn = x.clamp(min=0), x.clamp(max=0)
         zp = op(xp, wp, _pos(b) if with_bias else None) + op(xn, wn, None)
         if name != "alpha2_beta1":
