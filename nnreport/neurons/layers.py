@@ -136,17 +136,19 @@ def named(model: nn.Module, x: tuple[torch.Tensor, ...], paths: Iterable[str]) -
 
 
 def capture(model: nn.Module, modules: dict[str, nn.Module], x: tuple[torch.Tensor, ...],
-            grad: bool = False) -> dict[str, torch.Tensor]:
+            grad: bool = False, copy: bool = False) -> dict[str, torch.Tensor]:
     """Outputs of `modules` (first call each) for inputs `x`; the forward pass stops once all are seen.
-    The caller puts the model in eval mode (and freezes it when `grad`)."""
+    The caller puts the model in eval mode (and freezes it when `grad`). Should a later in-place op (e.g.
+    ReLU(inplace=True)) change a captured output, the pass is repeated with copies."""
     outs: dict[str, torch.Tensor] = {}
+    versions: dict[str, int] = {}
     wanted = set(modules)
 
     def make(path: str):  # noqa: ANN202
         def hook(_m: nn.Module, _i: object, out: object) -> None:
             if path not in outs and isinstance(out, torch.Tensor):
-                # Without gradients, copy: a later in-place op (ReLU(inplace=True)) could change the output.
-                outs[path] = out if grad else out.detach().clone()
+                outs[path] = out.detach().clone() if copy else out
+                versions[path] = out._version
                 if set(outs) >= wanted:
                     raise _Stop
         return hook
@@ -161,6 +163,8 @@ def capture(model: nn.Module, modules: dict[str, nn.Module], x: tuple[torch.Tens
     missing = sorted(wanted - set(outs))
     if missing:
         raise NotReached(f"{', '.join(missing)} not called for these inputs (data-dependent control flow?)")
+    if not copy and any(outs[p]._version != v for p, v in versions.items()):
+        return capture(model, modules, x, grad, copy=True)
     return outs
 
 
