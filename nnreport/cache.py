@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,14 @@ if TYPE_CHECKING:
     from torch import nn
 
     from nnreport.datasets import Dataset
+
+
+@cache
+def code_fingerprint() -> str:
+    """A digest of nnreport's own source: a code change invalidates cached results, not only a release."""
+    package = Path(__file__).resolve().parent
+    files = sorted(package.rglob("*.py"))
+    return digest(str(f.relative_to(package)).encode() + f.read_bytes() for f in files)
 
 
 def cache_root() -> Path:

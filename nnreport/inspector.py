@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from nnreport import __version__
 from nnreport.analyses import Analysis, get_analysis, ordered
-from nnreport.cache import ResultCache, dataset_fingerprint, digest, model_fingerprint, tensors_fingerprint
+from nnreport.cache import (
+    ResultCache,
+    code_fingerprint,
+    dataset_fingerprint,
+    digest,
+    model_fingerprint,
+    tensors_fingerprint,
+)
 from nnreport.config import ReportConfig
 from nnreport.context import Context
 from nnreport.datasets import Dataset
@@ -121,7 +128,7 @@ def inspect(
     ctx = Context(subject.model, inputs, data, info.class_names, config, progress,
                   checkpoints=checkpoints, history=tuple(float(h) for h in subject.history))
     store = cache or ResultCache()
-    versions = [__version__, torch.__version__, np.__version__]
+    versions = [__version__, code_fingerprint(), torch.__version__, np.__version__]
     subject_fp = digest([model_fingerprint(subject.model), tensors_fingerprint(inputs), dataset_fingerprint(data),
                          json.dumps(info.class_names), str(config.seed), str(config.max_samples),
                          tensors_fingerprint(t for c in checkpoints for _, t in sorted(c.items())),
