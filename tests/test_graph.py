@@ -124,6 +124,13 @@ def test_parameters_are_folded_not_drawn() -> None:
     assert first.mult_adds == 8 * 16 * 16 * (1 * 3 * 3)
 
 
+def test_buffers_are_folded_but_not_counted_as_parameters(zoo_graphs) -> None:
+    model, _, graph = zoo_graphs["resnet"]
+    bns = [n for n in graph.nodes if n.op == "batch_norm"]
+    assert bns and all(any("running_mean" in p for p in n.param_names) for n in bns)
+    assert sum(n.params for n in graph.nodes) == sum(p.numel() for p in model.parameters())
+
+
 def test_plumbing_is_folded_into_annotations() -> None:
     model, inputs = ZOO["functional"]()  # has x.view(x.size(0), -1)
     graph = capture_graph(model, inputs)

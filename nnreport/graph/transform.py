@@ -137,7 +137,7 @@ def _node(op: RawOp, group: str, tree: _Tree, label: tuple[str, str, str, str] |
           sizes: dict[str, int]) -> OpNode:
     path, kind = (label[2], label[3]) if label else (op.chain[-1][1], op.chain[-1][2]) if op.chain else ("", "")
     name = label[1] if label else (op.label or op.op)
-    params = sum(math.prod(s) for s in op.params.values())
+    params = sum(sizes[name] for name in op.params if name in sizes)  # buffers are listed, not counted
     return OpNode(op.id, op.op, op.kind, name, group, path, kind, op.shapes, op.dtypes, op.source, params,
                   tuple(op.params), mult_adds(op), aux)
 
