@@ -150,6 +150,8 @@ class _Proper:
         self.layer_of: list[int] = [int(v) for v in layer]
         self.chain: dict[int, dict[int, int]] = {}  # source -> {layer: bend point}
         self.segments: set[tuple[int, int]] = set()
+        # Edges routed along each segment: a crossing with a shared piece counts once per edge.
+        self.weight: dict[tuple[int, int], int] = {}
         by_source: dict[int, list[int]] = {}
         for u, v in pairs:
             by_source.setdefault(u, []).append(v)
@@ -162,10 +164,13 @@ class _Proper:
                 self.layer_of.append(lay)
                 links[lay] = d
                 self.segments.add((prev, d))
+                self.weight[(prev, d)] = sum(1 for v in targets if self.layer_of[v] > lay)
                 prev = d
             self.chain[u] = links
             for v in targets:
-                self.segments.add((links.get(self.layer_of[v] - 1, u), v))
+                seg = (links.get(self.layer_of[v] - 1, u), v)
+                self.segments.add(seg)
+                self.weight[seg] = self.weight.get(seg, 0) + 1 if seg[0] == u else 1
         self.count = len(self.layer_of)
         depth = max(self.layer_of, default=-1) + 1
         self.layers: list[list[int]] = [[] for _ in range(depth)]
@@ -191,12 +196,12 @@ class _Proper:
 
     def crossings_between(self, i: int) -> int:
         """Crossings between layer i and i + 1 (inversions of the segment end positions)."""
-        segs = [(self.pos[a], self.pos[b]) for a in self.layers[i] for b in self.down[a]]
+        segs = [(self.pos[a], self.pos[b], self.weight[(a, b)]) for a in self.layers[i] for b in self.down[a]]
         if len(segs) < 2:
             return 0
         arr = np.array(segs)
-        a, b = arr[:, 0], arr[:, 1]
-        return int(np.sum((a[:, None] < a[None, :]) & (b[:, None] > b[None, :])))
+        a, b, w = arr[:, 0], arr[:, 1], arr[:, 2]
+        return int(np.sum(((a[:, None] < a[None, :]) & (b[:, None] > b[None, :])) * (w[:, None] * w[None, :])))
 
     def crossings(self) -> int:
         return sum(self.crossings_between(i) for i in range(len(self.layers) - 1))
@@ -260,9 +265,14 @@ def _initial_dfs(g: _Proper) -> None:
 def _barycentre(g: _Proper, i: int, neighbours: list[list[int]]) -> None:
     nodes = g.layers[i]
     keys = []
+    up = neighbours is g.up
     for v in nodes:
         nb = neighbours[v]
-        keys.append((sum(g.pos[u] for u in nb) / len(nb)) if nb else g.pos[v])
+        if not nb:
+            keys.append(g.pos[v])
+            continue
+        ws = [g.weight[(u, v) if up else (v, u)] for u in nb]
+        keys.append(sum(g.pos[u] * w for u, w in zip(nb, ws, strict=True)) / sum(ws))
     order = sorted(range(len(nodes)), key=lambda k: (keys[k], g.pos[nodes[k]]))
     g.layers[i] = [nodes[k] for k in order]
     for k, v in enumerate(g.layers[i]):
@@ -272,10 +282,11 @@ def _barycentre(g: _Proper, i: int, neighbours: list[list[int]]) -> None:
 def _pair_crossings(g: _Proper, v: int, w: int) -> int:
     """Crossings among the segments of v and w when v is left of w (with both neighbouring layers)."""
     total = 0
-    for nb in (g.up, g.down):
-        pv, pw = [g.pos[a] for a in nb[v]], [g.pos[b] for b in nb[w]]
-        if pv and pw:
-            total += sum(1 for a in pv for b in pw if a > b)
+    for nb, up in ((g.up, True), (g.down, False)):
+        if nb[v] and nb[w]:
+            pv = [(g.pos[a], g.weight[(a, v) if up else (v, a)]) for a in nb[v]]
+            pw = [(g.pos[b], g.weight[(b, w) if up else (w, b)]) for b in nb[w]]
+            total += sum(x * y for a, x in pv for b, y in pw if a > b)
     return total
 
 
