@@ -35,6 +35,7 @@ class GridRow:
     correct: bool | None
     input_image: ImageRef | None
     cells: tuple[ImageRef | None, ...]
+    scale: int  # PNGs are stored at the input's resolution and enlarged (pixelated) by the browser
 
 
 @dataclass(frozen=True)
@@ -125,17 +126,18 @@ def _grid(res: RelevanceResult, assets: Assets) -> tuple[tuple[Column, ...], tup
         pred = int(res.predictions[i])
         cells: list[ImageRef | None] = []
         input_image = None
+        f = 1
         if res.kind == "image":
             shown = res.inputs[i]
             f = _factor(*shown.shape[-2:])
-            input_image = assets.png(f"input-{i}", images.upscale(images.to_rgb(shown), f),
+            input_image = assets.png(f"input-{i}", images.to_rgb(shown),
                                      f"input {i}: {_name(names, true if true is not None else pred)}")
             for m in ran:
                 lo, hi = scales[m.key]
                 rgb = images.colourize(res.maps[m.key][i], DIVERGING if m.signed else SEQUENTIAL, lo, hi)
-                cells.append(assets.png(f"{m.key}-{i}", images.upscale(rgb, f), f"{m.title} for input {i}"))
+                cells.append(assets.png(f"{m.key}-{i}", rgb, f"{m.title} for input {i}"))
         rows.append(GridRow(_name(names, target), _name(names, true) if true is not None else None,
-                            _name(names, pred), None if true is None else true == pred, input_image, tuple(cells)))
+                            _name(names, pred), None if true is None else true == pred, input_image, tuple(cells), f))
     return tuple(columns), tuple(rows)
 
 
