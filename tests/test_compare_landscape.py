@@ -151,7 +151,11 @@ def test_one_side_without_a_landscape_says_so(report: ComparisonReport, tmp_path
 
 
 @pytest.mark.browser
-def test_the_compare_page_passes_the_browser_checks(browser: object, site: Path) -> None:
+def test_the_compare_page_passes_the_browser_checks(browser: object, report: ComparisonReport, site: Path,
+                                                    tmp_path: Path) -> None:
     v = visit(browser, site / "index.html")
     assert_clean(v)
     assert v.charts >= 3  # per-class accuracy, the two planes, the slices
+    single = report.save(tmp_path / "single", single_file=True)
+    assert "Loss landscapes" in (single / "report.html").read_text()
+    assert_clean(visit(browser, single / "report.html"))
