@@ -173,8 +173,8 @@ class FacetsConfig:
     # Optimisation of the class score from each facet's mean image (pixel-space method); a small step
     # keeps it near the facet, as in Nguyen et al.
     steps: int = 48
-    lr: float = 0.01
-    hyper: HyperSet = "yosinski3"
+    lr: float = 0.03
+    hyper: HyperSet = "yosinski1"
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {"k": 3, "per_class": 50, "max_classes": 3, "steps": 12},
