@@ -193,9 +193,9 @@ def _top(ctx: Context, config: ActivationsConfig, tk: TopK, c: L.LayerChoice, fi
     spatial = c.shape[1:]
     full = tuple(Axis(s, 0, 0) for s in xs.shape[2:])
     fld = field if (field is not None and len(spatial) == 2) else full
-    size = tuple(min(a.size, config.max_crop * -(-a.size // config.max_crop)) for a in fld)
+    # Crops are the field's size, subsampled by a whole step where that exceeds max_crop.
     step = tuple(-(-a.size // config.max_crop) for a in fld)
-    out_shape = tuple(-(-s // st) for s, st in zip(size, step, strict=True))
+    out_shape = tuple(-(-a.size // st) for a, st in zip(fld, step, strict=True))
     crops = np.full((*index.shape, xs.shape[1], *out_shape), np.nan, dtype=np.float16)
     wins = np.zeros((*index.shape, 2, 2), dtype=np.int64)
     position = _positions(ctx, c.path, xs, index) if fld is not full else np.zeros_like(index)
