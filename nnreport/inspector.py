@@ -163,7 +163,7 @@ def _run_one(spec: Analysis, config: Any, ctx: Context, fp: str, store: ResultCa
     ctx.scratch = store.scratch(fp) if store is not None else None
     start = time.perf_counter()
     try:
-        with scoped.untouched(ctx.model):
+        with scoped.untouched(ctx.model), scoped.small_model_threads(ctx.model):
             result = spec.run(ctx, config)
     except Skipped as exc:
         progress(ProgressEvent(spec.title, 1, 1, "skipped", final=True))

@@ -16,7 +16,7 @@ from nnreport import codec, scoped
 from nnreport.analyses.neurons import ActivationsResult, FacetsResult, FeatvisResult
 from nnreport.config import ReportConfig
 from nnreport.datasets import load_builtin
-from nnreport.neurons.layers import capture, representative, small_work_threads
+from nnreport.neurons.layers import capture, representative
 from nnreport.neurons.maximise import Settings, maximise
 from nnreport.neurons.param import InputSpace
 from nnreport.neurons.receptive import receptive_fields, window
@@ -28,6 +28,7 @@ from nnreport.neurons.regularisers import (
     l2_decay,
 )
 from nnreport.neurons.topk import TopK, argmax_positions, stream
+from nnreport.scoped import small_model_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 NEURONS = ("activations", "featvis", "facets")
@@ -55,7 +56,7 @@ class TinyCNN(nn.Module):
 @pytest.fixture(autouse=True)
 def _one_thread():
     """As the analyses do for small models (direct calls of the optimiser here bypass them)."""
-    with small_work_threads(nn.Linear(1, 1)):
+    with small_model_threads(nn.Linear(1, 1)):
         yield
 
 

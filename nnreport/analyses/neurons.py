@@ -106,10 +106,8 @@ class ActivationsResult:
 def activations(ctx: Context, config: ActivationsConfig) -> ActivationsResult:
     """Activation maps for sample inputs and the top dataset examples per unit, for representative layers."""
     from nnreport.neurons.activations import run
-    from nnreport.neurons.layers import small_work_threads
 
-    with small_work_threads(ctx.model):
-        return run(ctx, config)
+    return run(ctx, config)
 
 
 @dataclass(frozen=True)
@@ -155,10 +153,8 @@ class FeatvisResult:
 def featvis(ctx: Context, config: FeatvisConfig) -> FeatvisResult:
     """One optimised input per unit, every unit of a layer in one batch."""
     from nnreport.neurons.featvis import run
-    from nnreport.neurons.layers import small_work_threads
 
-    with small_work_threads(ctx.model):
-        return run(ctx, config)
+    return run(ctx, config)
 
 
 @dataclass(frozen=True)
@@ -215,7 +211,5 @@ class FacetsResult:
 def facets(ctx: Context, config: FacetsConfig) -> FacetsResult:
     """Multifaceted visualisation (Nguyen et al. 2016): k facets per class from a late layer's embedding."""
     from nnreport.neurons.facets import run
-    from nnreport.neurons.layers import small_work_threads
 
-    with small_work_threads(ctx.model):
-        return run(ctx, config)
+    return run(ctx, config)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -86,24 +84,8 @@ def collect(model: nn.Module, x: torch.Tensor, batch_size: int) -> list[Unit]:
     return [u for u in layers.values() if u.mean]
 
 
-@contextmanager
-def few_threads(model: nn.Module, limit: int = 2_000_000) -> Iterator[None]:
-    """One intra-op thread for small models (restored afterwards): on small tensors thread hand-offs cost
-    more than they save, ten times more on a busy machine."""
-    before = torch.get_num_threads()
-    small = sum(p.numel() for p in model.parameters()) < limit
-    if small:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if small:
-            torch.set_num_threads(before)
-
-
 def run_cnnvis(ctx: Context, config: CNNVisConfig) -> CNNVisResult:
-    with few_threads(ctx.model):
-        return _run(ctx, config)
+    return _run(ctx, config)
 
 
 def _run(ctx: Context, config: CNNVisConfig) -> CNNVisResult:

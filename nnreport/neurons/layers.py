@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -173,16 +172,3 @@ def module_map(model: nn.Module, paths: Iterable[str]) -> dict[str, nn.Module]:
     return {p: modules[p] for p in paths}
 
 
-@contextmanager
-def small_work_threads(model: nn.Module, limit: int = 2_000_000) -> Iterator[None]:
-    """One intra-op thread for small models, restored afterwards: on their small tensors thread hand-offs
-    cost more than they save (measured 1.3 s vs 21-44 s for the demo's optimisation on a busy 2-core machine)."""
-    before = torch.get_num_threads()
-    small = sum(p.numel() for p in model.parameters()) < limit
-    if small:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if small:
-            torch.set_num_threads(before)

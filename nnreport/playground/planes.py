@@ -182,10 +182,7 @@ def _extent(points: np.ndarray | None, config: PlaygroundConfig, n: int) -> tupl
 
 
 def run_playground(ctx: Context, config: PlaygroundConfig) -> PlaygroundResult:
-    from nnreport.cnnvis.overview import few_threads
-
-    with few_threads(ctx.model):
-        return _run(ctx, config)
+    return _run(ctx, config)
 
 
 def _run(ctx: Context, config: PlaygroundConfig) -> PlaygroundResult:
