@@ -72,8 +72,8 @@ def perturbation_curve(score: ScoreFn, x: torch.Tensor, target: torch.Tensor, or
     masks = removed_at[:, None] <= torch.arange(steps + 1).view(1, -1, *([1] * (x.dim() - 1)))
     pert = torch.where(masks, fill[:, None], x[:, None]).reshape(-1, *x.shape[1:])
     targets = target.repeat_interleave(steps + 1)
-    scores = torch.cat([score(c, t) for c, t in zip(pert.split(batch), targets.split(batch), strict=True)])
-    scores = scores.reshape(n, steps + 1).double().numpy()
+    out = torch.cat([score(c, t) for c, t in zip(pert.split(batch), targets.split(batch), strict=True)])
+    scores = out.reshape(n, steps + 1).double().numpy()
     drops = scores[:, :1] - scores
     per_sample = drops.mean(1)
     se = float(per_sample.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0

@@ -36,13 +36,15 @@ def randomised_copy(model: nn.Module, layers: list[str], seed: int) -> nn.Module
         torch.manual_seed(seed)
         for name in layers:
             module = clone.get_submodule(name)
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
             else:
                 for p in module.parameters(recurse=False):
                     p.normal_(0, 0.05)
-            if hasattr(module, "reset_running_stats") and getattr(module, "track_running_stats", False):
-                module.reset_running_stats()
+            reset_stats = getattr(module, "reset_running_stats", None)
+            if callable(reset_stats) and getattr(module, "track_running_stats", False):
+                reset_stats()
     return clone
 
 

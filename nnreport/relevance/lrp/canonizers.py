@@ -48,7 +48,7 @@ def canonicalize(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> Canonica
         p.requires_grad_(False)
     for m in canon.modules():
         if getattr(m, "inplace", None) is True:
-            m.inplace = False
+            setattr(m, "inplace", False)  # noqa: B010 - not every module declares the attribute
     result = Canonical(canon, cache=WeightCache())
     with torch.no_grad():
         pairs, left = _find_pairs(canon, inputs)
@@ -125,7 +125,7 @@ def _find_pairs(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[lis
     return pairs, left
 
 
-def _fold(layer: nn.Module, bn: nn.Module) -> None:
+def _fold(layer: Any, bn: Any) -> None:
     """W' = W·γ/σ, b' = (b − μ)·γ/σ + β, per output channel."""
     import torch
 

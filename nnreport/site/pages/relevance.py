@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from nnreport.inspection import AnalysisRecord, Inspection
     from nnreport.site.assets import Assets, ChartRef, ImageRef
 
-DIVERGING, SEQUENTIAL = "rdbu", "magma"
+DIVERGING: images.ColourMap = "rdbu"
+SEQUENTIAL: images.ColourMap = "magma"
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,7 @@ def _conservation_chart(res: RelevanceResult, titles: dict[str, str], assets: As
 
     if not res.conservation:
         return None
-    values = [{"method": titles[c.method], "score": float(s), "sum": float(r)}
+    values: list[dict[str, Any]] = [{"method": titles[c.method], "score": float(s), "sum": float(r)}
               for c in res.conservation for s, r in zip(c.scores, c.sums, strict=True)]
     lo = min(min(v["score"], v["sum"]) for v in values)
     hi = max(max(v["score"], v["sum"]) for v in values)
