@@ -57,17 +57,24 @@ def small_model_threads(model: nn.Module, limit: int = SMALL_MODEL_PARAMETERS) -
     On small tensors thread hand-offs cost more than they save: measured on the demo's 2-core machine,
     activation maximisation took 1.3 s on one thread and 21-44 s on two when the machine was busy, and
     relevance used about 7x the CPU time for the same work."""
+    if sum(p.numel() for p in model.parameters()) < limit:
+        with threads(1):
+            yield
+    else:
+        yield
+
+
+@contextmanager
+def threads(n: int) -> Iterator[None]:
+    """Run with `n` intra-op torch threads; the previous setting is restored afterwards."""
     import torch
 
     before = torch.get_num_threads()
-    small = sum(p.numel() for p in model.parameters()) < limit
-    if small:
-        torch.set_num_threads(1)
+    torch.set_num_threads(n)
     try:
         yield
     finally:
-        if small:
-            torch.set_num_threads(before)
+        torch.set_num_threads(before)
 
 
 class HookSet:

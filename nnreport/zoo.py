@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nnreport import scoped
 from nnreport.cache import cache_root
 from nnreport.datasets import Dataset
 from nnreport.progress import ProgressEvent, ProgressFn, silent
@@ -135,7 +136,7 @@ def _trained(name: str, build: Callable[[], nn.Module], data: Dataset, seed: int
     keep = set(np.linspace(0, epochs - 1, snapshots).round().astype(int).tolist()) if snapshots else set()
     checkpoints: list[dict[str, torch.Tensor]] = []
     history: list[float] = []
-    with torch.random.fork_rng():
+    with torch.random.fork_rng(), scoped.threads(1):  # one thread: faster for these sizes, and the same weights anywhere
         torch.manual_seed(seed)
         model = build()
         initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
