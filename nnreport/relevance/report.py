@@ -98,19 +98,7 @@ def _rows(labels: np.ndarray | None, n_classes: int, config: RelevanceConfig, n:
 
 
 def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
-    """The analysis, on one intra-op thread: its batches are small, and a second thread mostly spins
-    (about 7× the CPU time for the same work on a busy 2-core machine)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _run(ctx, config)
-    finally:
-        torch.set_num_threads(before)
-
-
-def _run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
+    """The analysis (the inspector runs small models on one thread: see scoped.small_model_threads)."""
     import torch
 
     from nnreport.relevance import prepare
