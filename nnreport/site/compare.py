@@ -24,6 +24,7 @@ from nnreport.site.build import (
     render_files,
     write_atomic,
 )
+from nnreport.site.compare_graph import GraphComparison, compare_graphs, graph_markdown
 from nnreport.site.compare_landscape import LandscapeComparison, compare_landscapes, landscape_markdown
 from nnreport.site.pages import PageSpec
 from nnreport.site.themes import load_theme
@@ -56,6 +57,7 @@ class ComparePage:
     title_a: str
     title_b: str
     landscape: LandscapeComparison | None = None
+    graph: GraphComparison | None = None
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,8 @@ def render_comparison(report: ComparisonReport, out: str | Path, theme: str = "l
     sides = tuple((slug, titles_b[slug]) for slug in titles_b if slug in titles_a) if not single_file else ()
     context = ComparePage(result, flips, (chart,) if chart else (), sides, a.manifest.title, b.manifest.title,
                           compare_landscapes(a.result("landscape"), b.result("landscape"), assets.for_page("compare"),
-                                             result.names))
+                                             result.names),
+                          compare_graphs(a.result("graph"), b.result("graph"), result.names))
     env = environment()
     nav = (NavItem("index", "Differences", "ok"),) + tuple(NavItem(f"side-{s}", t, "ok") for s, t in sides)
     page_spec = PageSpec("index", "Differences", (), 0, "compare.html", lambda *_: None)
@@ -183,6 +186,7 @@ def comparison_markdown(report: ComparisonReport) -> str:
     """A diff table for a pull-request comment (under 60,000 characters)."""
     text = environment().get_template("compare.md").render(
         r=report.result, a=report.a.manifest, b=report.b.manifest,
-        landscape=landscape_markdown(report.a.result("landscape"), report.b.result("landscape"), report.result.names))
+        landscape=landscape_markdown(report.a.result("landscape"), report.b.result("landscape"), report.result.names),
+        graph=graph_markdown(report.a.result("graph"), report.b.result("graph"), report.result.names))
     limit = 60_000
     return text if len(text) <= limit else text[: limit - 40] + "\n\n_(summary truncated)_\n"
