@@ -155,7 +155,8 @@ def test_model_names_are_escaped(reports: dict[str, ComparisonReport], tmp_path:
     section = _section(page)
     assert "<script>alert" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in section  # drawn (added) and listed (body removed)
-    assert "<code>body</code>" in section
+    # The removed group stands for its contents: listed once, not op by op.
+    assert "<code>body</code>" in section and "<code>body.0</code>" not in section
 
 
 def test_one_side_without_a_graph_says_so(reports: dict[str, ComparisonReport], tmp_path: Path) -> None:
@@ -165,6 +166,9 @@ def test_one_side_without_a_graph_says_so(reports: dict[str, ComparisonReport], 
     assert compare_graphs(None, None) is None and graph_markdown(None, None) == ""
     out = ComparisonReport(r.a, b, r.result).save(tmp_path / "out")
     assert "Graphs are not compared: head has no graph" in (out / "index.html").read_text()
+    a = dataclasses.replace(r.a, results={k: v for k, v in r.a.results.items() if k != "graph"})
+    out = ComparisonReport(a, b, r.result).save(tmp_path / "none")
+    assert 'id="compare-graph"' not in (out / "index.html").read_text() and "**Graph:**" not in (out / "summary.md").read_text()
 
 
 @pytest.mark.browser

@@ -40,6 +40,7 @@ class Removed:
     path: str  # module path (group id for groups)
     type: str
     detail: str
+    outer: bool = True  # False inside a removed group (listed through that group)
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class GraphComparison:
     reason: str = ""
     view: View | None = None
     marks: dict[str, Mark] | None = None  # B's box id -> mark
-    removed: tuple[Removed, ...] = ()
+    removed: tuple[Removed, ...] = ()  # the outermost removed items (a removed group stands for its contents)
     removed_total: int = 0
     groups: tuple[int, int, int] = (0, 0, 0)  # changed, added, removed groups (the model itself not counted)
     ops: tuple[int, int, int] = (0, 0, 0)  # changed, added, removed ops (inputs and outputs included)
@@ -131,7 +132,8 @@ def mark_graph(a: Graph, b: Graph) -> tuple[dict[str, Mark], tuple[Removed, ...]
     for key, na in nodes_a.items():
         if key not in nodes_b:
             removed.append(Removed(na.kind, na.module or na.label, na.module_type or na.op,
-                                   f"{na.op} · {_shapes(na, a.batch)}" + (f" · {na.params:,} params" if na.params else "")))
+                                   f"{na.op} · {_shapes(na, a.batch)}" + (f" · {na.params:,} params" if na.params else ""),
+                                   na.group in groups_b))
             inner.update(g for g in _ancestors(b, na.group) if g in groups_b)
     for gid, gb in groups_b.items():
         ga = groups_a.get(gid)
@@ -140,7 +142,7 @@ def mark_graph(a: Graph, b: Graph) -> tuple[dict[str, Mark], tuple[Removed, ...]
             inner.update(_ancestors(b, gb.parent))
     for gid, ga in groups_a.items():
         if gid not in groups_b:
-            removed.append(Removed("group", gid, ga.type, f"{ga.ops} ops · {ga.params:,} params"))
+            removed.append(Removed("group", gid, ga.type, f"{ga.ops} ops · {ga.params:,} params", ga.parent in groups_b))
             inner.update(g for g in _ancestors(b, ga.parent) if g in groups_b)
     for gid, gb in groups_b.items():
         ga = groups_a.get(gid)
@@ -194,8 +196,9 @@ def compare_graphs(a: GraphResult | None, b: GraphResult | None, names: tuple[st
     group_ids = all_groups(b.graph) - {""}
     node_ids = {n.id for n in b.graph.nodes}
     removed_groups = sum(1 for r in removed if r.kind == "group")
+    outer = tuple(r for r in removed if r.outer)  # the others are listed through their group
     return GraphComparison(
-        view=view, marks=marks, removed=removed[:MAX_REMOVED_SHOWN], removed_total=len(removed),
+        view=view, marks=marks, removed=outer[:MAX_REMOVED_SHOWN], removed_total=len(outer),
         groups=_counts(marks, group_ids, removed_groups), ops=_counts(marks, node_ids, len(removed) - removed_groups),
         expanded=len(expand), capped=capped,
     )
