@@ -146,7 +146,7 @@ def test_an_added_layer_is_green_and_a_removed_one_is_listed(reports: dict[str, 
     table = section[section.index("Removed from base"):]
     assert "<code>body.2</code>" in table and "<code>body.3</code>" in table and "Tanh" in table
     line = next(x for x in shallower.markdown().splitlines() if x.startswith("**Graph:**"))
-    assert "0 ops changed, 0 added, 2 removed" in line and "1 groups changed" in line
+    assert "0 ops changed, 0 added, 2 removed" in line and "1 group changed" in line
 
 
 def test_model_names_are_escaped(reports: dict[str, ComparisonReport], tmp_path: Path) -> None:

@@ -226,7 +226,7 @@ def graph_markdown(a: GraphResult | None, b: GraphResult | None, names: tuple[st
     if comparison.identical:
         return "**Graph:** no group or op added, changed or removed."
     g, o = comparison.groups, comparison.ops
-    return (f"**Graph:** {g[0]} groups changed, {g[1]} added, {g[2]} removed; "
-            f"{o[0]} ops changed, {o[1]} added, {o[2]} removed (matched by module path).")
+    return (f"**Graph:** {g[0]} group{'s' * (g[0] != 1)} changed, {g[1]} added, {g[2]} removed; "
+            f"{o[0]} op{'s' * (o[0] != 1)} changed, {o[1]} added, {o[2]} removed (matched by module path).")
 
 
