@@ -17,6 +17,9 @@ HERE = Path(__file__).resolve().parent
 REPORTS: dict[str, list[str]] = {
     "digits-cnn": ["demo", "--no-timings"],
     "spiral-playground": ["demo", "--playground", "--no-timings"],
+    # Both landscapes of landscape-skips/ (made by its own make.py) on one colour scale.
+    "landscape-skips-compare": ["compare", "--bundles", "sample_reports/landscape-skips/residual",
+                                "sample_reports/landscape-skips/plain", "--names", "residual,plain", "--no-timings"],
 }
 
 
