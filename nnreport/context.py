@@ -102,5 +102,18 @@ def primary_output(out: Any) -> torch.Tensor:
     raise TypeError(f"the model's output ({type(out).__name__}) holds no tensor")
 
 
+def tensors_in(value: Any) -> list[torch.Tensor]:
+    """Every tensor in a (nested) tuple, list or dict of values, in order — a module's args or outputs."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in tensors_in(v)]
+    return []
+
+
 def _salt(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")

@@ -101,23 +101,12 @@ def summarize(ctx: Context, config: SummaryConfig) -> SummaryResult:
     )
 
 
-def _tensors(value: Any) -> list[torch.Tensor]:
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _tensors(v)]
-    return []
-
-
 def _trace_rows(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[LayerRow]:
     """Record every module call with forward hooks; rows come out in call (pre-hook) order."""
     import torch
 
     from nnreport import scoped
+    from nnreport.context import tensors_in
 
     paths = {id(m): name for name, m in model.named_modules(remove_duplicate=False)}
     depth_counters: dict[int, int] = {}
@@ -141,17 +130,17 @@ def _trace_rows(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[Laye
         rows.append(dict(
             path=path or "(model)", label=f"{type(module).__name__}: {depth}-{depth_counters[depth]}",
             type=type(module).__name__, depth=depth,
-            input_shapes=tuple(tuple(t.shape) for t in _tensors(args)),
+            input_shapes=tuple(tuple(t.shape) for t in tensors_in(args)),
             params=sum(p.numel() for p in fresh), trainable_params=sum(p.numel() for p in fresh if p.requires_grad),
             leaf=leaf, call=calls[id(module)], module=module,
         ))
 
     def post(module: nn.Module, args: Any, output: Any) -> None:
         row = rows[stack.pop()]
-        outs = _tensors(output)
+        outs = tensors_in(output)
         row["output_shapes"] = tuple(tuple(t.shape) for t in outs)
         row["output_bytes"] = sum(t.numel() * t.element_size() for t in outs)
-        row["mult_adds"] = mult_adds(module, _tensors(args), outs) if row["leaf"] else 0
+        row["mult_adds"] = mult_adds(module, tensors_in(args), outs) if row["leaf"] else 0
 
     with scoped.hooks() as h, scoped.eval_mode(model), torch.no_grad():
         for m in model.modules():

@@ -19,6 +19,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from nnreport import scoped
+from nnreport.context import tensors_in
 
 
 @dataclass(frozen=True)
@@ -79,12 +80,12 @@ class _Tracker(TorchFunctionMode):
         try:
             self._follow(getattr(func, "__name__", ""), args, kwargs, out)
         except Exception:  # noqa: BLE001 - bookkeeping must never break the model's forward pass
-            for t in _tensors(out):
+            for t in tensors_in(out):
                 self.set(t, None)
         return out
 
     def _follow(self, name: str, args: Sequence[object], kwargs: dict[str, object], out: object) -> None:
-        outs = _tensors(out)
+        outs = tensors_in(out)
         if not outs:
             return
         flat = [a for a in args if isinstance(a, torch.Tensor)] + [
@@ -129,14 +130,6 @@ class _Tracker(TorchFunctionMode):
             ok = t.dim() >= n + 1 and result is not None and (
                 name in ("pad", f"conv{n}d") or "pool" in name or t.shape[-n:] == first.shape[-n:])
             self.set(t, result if ok else None)
-
-
-def _tensors(out: object) -> list[torch.Tensor]:
-    if isinstance(out, torch.Tensor):
-        return [out]
-    if isinstance(out, (tuple, list)):
-        return [t for t in out if isinstance(t, torch.Tensor)]
-    return []
 
 
 def receptive_fields(model: nn.Module, x: torch.Tensor, modules: dict[str, nn.Module]) -> dict[str, Field]:

@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from nnreport.context import tensors_in
 from nnreport.relevance.lrp import rules
 
 if TYPE_CHECKING:
@@ -92,18 +93,6 @@ def _relu_fns() -> dict[str, Any]:
 _CACHE: dict[str, Any] = {}
 
 
-def _tensors(values: Any) -> list[Any]:
-    import torch
-
-    out: list[Any] = []
-    for v in values:
-        if isinstance(v, torch.Tensor):
-            out.append(v)
-        elif isinstance(v, (list, tuple)):
-            out.extend(_tensors(v))
-    return out
-
-
 def mode(relu: ReluMode = "gradient", composite: Composite | None = None, model_input: torch.Tensor | None = None,
          cache: rules.WeightCache | None = None, capture_convs: bool = False) -> Any:
     """A context manager (torch function mode); see `ExplainMode`."""
@@ -150,7 +139,7 @@ def _mode_type() -> type:
 
         def _audit_other(self, name: str, args: Any, kwargs: Any) -> None:
             if name in SCALING_OPS:
-                tensors = [t for t in _tensors(list(args) + list(kwargs.values())) if t.numel() > 1]
+                tensors = [t for t in tensors_in(list(args) + list(kwargs.values())) if t.numel() > 1]
                 if len(tensors) <= 1:
                     return
                 name = f"{name} (tensor × tensor)"

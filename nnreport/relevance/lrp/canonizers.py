@@ -7,6 +7,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from nnreport.context import tensors_in
+
 if TYPE_CHECKING:
     import torch
     from torch import nn
@@ -166,7 +168,7 @@ def _read_counter_type() -> type:
 
         def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
             if getattr(func, "__name__", "") not in _METADATA:
-                for a in _flat(args) + _flat(list((kwargs or {}).values())):
+                for a in tensors_in(list(args) + list((kwargs or {}).values())):
                     self.readers[id(a)] = self.readers.get(id(a), 0) + 1
             return func(*args, **(kwargs or {}))
 
@@ -177,13 +179,3 @@ def _ReadCounter(readers: dict[int, int]) -> Any:  # noqa: N802 - reads like the
     return _read_counter_type()(readers)
 
 
-def _flat(values: Any) -> list[Any]:
-    import torch
-
-    out: list[Any] = []
-    for v in values:
-        if isinstance(v, torch.Tensor):
-            out.append(v)
-        elif isinstance(v, (list, tuple)):
-            out.extend(_flat(v))
-    return out
