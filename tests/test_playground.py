@@ -200,3 +200,17 @@ def test_model_names_are_escaped(tmp_path: Path) -> None:
     insp = api.inspect(model, None, _config(), example_inputs=inputs)
     html = (render(insp, tmp_path / "site") / "playground.html").read_text()
     assert "module &lt;script&gt;" in html and XSS not in html
+
+
+def test_integer_inputs_skip_with_a_reason() -> None:
+    import torch
+    from torch import nn
+
+    import nnreport
+    from nnreport.config import ReportConfig
+
+    model = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(12, 2))
+    insp = nnreport.inspect(model, config=ReportConfig(only=("playground",)),
+                            example_inputs=torch.randint(0, 10, (5, 3)))
+    record = insp.record("playground")
+    assert record is not None and record.status == "skipped" and "floating point" in record.message

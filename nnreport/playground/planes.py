@@ -188,6 +188,9 @@ def run_playground(ctx: Context, config: PlaygroundConfig) -> PlaygroundResult:
 def _run(ctx: Context, config: PlaygroundConfig) -> PlaygroundResult:
     if not ctx.single_input:
         raise Skipped("the playground needs a single-input model with 2-D (or tabular) inputs")
+    if not ctx.example_inputs[0].is_floating_point():
+        raise Skipped("the playground sweeps a plane of real-valued inputs; this model's input is not floating point "
+                      "(e.g. token ids)")
     data = ctx.data
     n_features = plane_features(data, ctx.example_inputs[0], config)
     names = _feature_names(data, n_features)
