@@ -9,6 +9,8 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from nnreport import __version__
 from nnreport.analyses import Analysis, get_analysis, ordered
 from nnreport.cache import (
@@ -79,6 +81,28 @@ def describe_model(subject: Subject, inputs: tuple[torch.Tensor, ...], data: Dat
     )
 
 
+def check_data(model: nn.Module, data: Dataset, inputs: tuple[torch.Tensor, ...]) -> None:
+    """Fail early, in one line, when the model cannot run on the data (wrong shape or dtype)."""
+    import torch
+
+    from nnreport import scoped
+
+    if len(inputs) != 1:
+        return  # data feeds single-input models only; analyses that need it say so
+    x = torch.from_numpy(np.ascontiguousarray(data.x_test[:2]))
+    try:
+        with scoped.eval_mode(model), torch.no_grad():
+            model(x)
+    except Exception as exc:
+        raise UsageError(f"the model cannot run on the data {data.name!r} (inputs {tuple(x.shape)} {x.dtype}): "
+                         f"{_first_line(exc)}") from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
 def _output_specs(out: Any, name: str) -> list[TensorSpec]:
     import torch
 
@@ -112,7 +136,6 @@ def inspect(
     cache: ResultCache | None = None,
 ) -> Inspection:
     """Run every planned analysis on the subject and return the Inspection."""
-    import numpy as np
     import torch
 
     from nnreport.loading import example_inputs as default_inputs
@@ -123,7 +146,13 @@ def inspect(
     if data is None and subject.data is not None:
         data = load_data(subject.data, config.seed)
     inputs = example_inputs or default_inputs(subject, data, None, config.seed)
-    info = describe_model(subject, inputs, data, model_spec)
+    if data is not None:
+        check_data(subject.model, data, inputs)
+    try:
+        info = describe_model(subject, inputs, data, model_spec)
+    except Exception as exc:
+        shapes = ", ".join(f"{tuple(t.shape)} {t.dtype}" for t in inputs)
+        raise UsageError(f"the model cannot run on its example inputs ({shapes}): {_first_line(exc)}") from None
     checkpoints = tuple(dict(c) for c in subject.checkpoints)
     ctx = Context(subject.model, inputs, data, info.class_names, config, progress,
                   checkpoints=checkpoints, history=tuple(float(h) for h in subject.history))

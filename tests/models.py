@@ -259,6 +259,68 @@ class ControlFlow(nn.Module):
         return self.head(F.relu(h))
 
 
+class SqueezeExcite(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(c, c // 2)
+        self.fc2 = nn.Linear(c // 2, c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean((2, 3))))))
+        return x * w[:, :, None, None]  # multiplicative gating of one tensor by another
+
+
+class MobileSE(nn.Module):
+    """Depthwise-separable convolutions, squeeze-excite gating, hardswish/relu6, BatchNorm."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, 2, 1)
+        self.dw = nn.Conv2d(16, 16, 3, 1, 1, groups=16)
+        self.pw = nn.Conv2d(16, 32, 1)
+        self.bn = nn.BatchNorm2d(32)
+        self.se = SqueezeExcite(32)
+        self.head = nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.hardswish(self.stem(x))
+        x = self.se(F.relu6(self.bn(self.pw(self.dw(x)))))
+        return self.head(x.mean((2, 3)))
+
+
+class UNetLike(nn.Module):
+    """Encoder-decoder with a transposed convolution and a skip concatenation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.down2 = nn.Conv2d(8, 16, 3, padding=1)
+        self.up = nn.ConvTranspose2d(16, 8, 2, 2)
+        self.out = nn.Conv2d(16, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = F.relu(self.down1(x))
+        b = F.relu(self.down2(F.max_pool2d(a, 2)))
+        return self.out(torch.cat([a, self.up(b)], 1)).mean((2, 3))
+
+
+class TextClassifier(nn.Module):
+    """Token ids -> embedding -> transformer encoder -> bidirectional GRU -> LayerNorm; dict output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(50, 16)
+        layer = nn.TransformerEncoderLayer(16, 2, 32, batch_first=True, dropout=0.0)
+        self.enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.gru = nn.GRU(16, 16, batch_first=True, bidirectional=True)
+        self.norm = nn.LayerNorm(32)
+        self.cls = nn.Linear(32, 3)
+
+    def forward(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        h, _ = self.gru(self.enc(self.emb(tokens)))
+        return {"logits": self.cls(self.norm(h[:, -1])), "hidden": h}
+
+
 def nasty_names_model() -> nn.Module:
     """Module and class names that would run script if a page did not escape them."""
     cls = type(XSS, (nn.Module,), {"forward": lambda self, x: getattr(self, XSS)(x)})
@@ -295,6 +357,9 @@ ZOO: dict[str, Callable[[], tuple[nn.Module, tuple[torch.Tensor, ...]]]] = {
     "dict_output": _build(DictOutput, lambda: (torch.randn(3, 4),)),
     "control_flow": _build(ControlFlow, lambda: (torch.randn(3, 4),)),
     "nasty_names": _build(nasty_names_model, lambda: (torch.randn(3, 4),)),
+    "mobile_se": _build(MobileSE, lambda: _image(3, 16)),
+    "unet": _build(UNetLike, lambda: _image(3, 16)),
+    "text": _build(TextClassifier, lambda: (torch.randint(0, 50, (2, 9)),)),
 }
 
 

@@ -228,3 +228,13 @@ def test_checkpoints_must_match_the_model(model_file: Path, tmp_path: Path, caps
     assert main(["build", f"{model_file}:build", "--input-shape", "2,4", "--checkpoints", f"{good},{bad}",
                  "--out", str(tmp_path / "o")]) == EXIT_USAGE
     assert "does not match" in _one_line_error(capsys)
+
+
+def test_data_the_model_cannot_take_is_a_one_line_error(model_file: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build", f"{model_file}:build", "--data", "digits", "--out", str(tmp_path / "o")]) == EXIT_USAGE
+    err = _one_line_error(capsys)
+    assert "cannot run on the data 'digits'" in err and "(2, 1, 16, 16)" in err
+    assert not (tmp_path / "o").exists()
+    assert main(["build", f"{model_file}:build", "--input-shape", "2,5", "--out", str(tmp_path / "o")]) == EXIT_USAGE
+    assert "cannot run on its example inputs ((2, 5) torch.float32)" in _one_line_error(capsys)

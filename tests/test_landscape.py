@@ -308,7 +308,8 @@ def test_zoo_runs_or_skips_clearly(name: str) -> None:
         from nnreport.loading import arrays_to_dataset
 
         g = np.random.default_rng(0)
-        xs = g.standard_normal((60, *x.shape[1:])).astype(np.float32)
+        xs = (g.standard_normal((60, *x.shape[1:])).astype(np.float32) if x.is_floating_point()
+              else g.integers(0, int(x.max()) + 1, (60, *x.shape[1:])))  # token ids stay ids
         data = arrays_to_dataset("noise", xs, g.integers(0, out.shape[1], 60), None, 0)
     try:
         result = _run_analysis(name, data)
