@@ -113,6 +113,9 @@ def test_compare_pages_pass_the_browser_checks(browser: object, nets: Path, tmp_
                  "--names", "base,head", "--out", str(out), *only]) == 0
     pages = sorted(out.glob("*.html"))
     assert out / "index.html" in pages and any(p.name.startswith("side-") for p in pages)
+    assert [p.relative_to(out).as_posix() for p in out.rglob("vega.js")] == ["assets/vega.js"]  # one shared runtime
+    for page in (out / "a" / "index.html", out / "b" / "graph.html"):  # the embedded reports draw too
+        assert_clean(visit(browser, page))
     for page in pages:
         assert_clean(visit(browser, page))
     single = tmp_path / "single"

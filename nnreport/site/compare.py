@@ -22,6 +22,7 @@ from nnreport.site.build import (
     environment,
     links,
     render_files,
+    shared_files,
     write_atomic,
 )
 from nnreport.site.compare_graph import GraphComparison, compare_graphs, graph_markdown
@@ -120,8 +121,9 @@ def render_comparison(report: ComparisonReport, out: str | Path, theme: str = "l
     """Write the compare site: index.html (the differences), side-<page>.html, a/ and b/ (both reports)."""
     a, b = (report.a, report.b) if timings else (report.a.without_timings(), report.b.without_timings())
     theme_obj = load_theme(theme)
-    files_a = render_files(a, theme, single_file=single_file)
-    files_b = render_files(b, theme, single_file=single_file)
+    # Both reports load the chart runtime, CSS and script from the comparison's own assets/.
+    files_a = render_files(a, theme, single_file=single_file, static="../assets/")
+    files_b = render_files(b, theme, single_file=single_file, static="../assets/")
     assets = Assets()
     result = report.result
     names_a, names_b = a.manifest.model.class_names, b.manifest.model.class_names
@@ -166,9 +168,7 @@ def render_comparison(report: ComparisonReport, out: str | Path, theme: str = "l
             files[f"side-{slug}.html"] = render("compare_side.html", spec, SidePage(
                 slug, title, result.names, f"a/{slug}.html", f"b/{slug}.html")).encode("utf-8")
         files.update(assets.files)
-        files["assets/nnreport.css"] = theme_obj.css.encode("utf-8")
-        files["assets/vega.js"] = chart_runtime()
-        files["assets/nnreport.js"] = (resource_dir("templates") / "static" / "nnreport.js").read_bytes()
+        files.update(shared_files(theme_obj))
     for prefix, sub in (("a", files_a), ("b", files_b)):
         files.update({f"{prefix}/{k}": v for k, v in sub.items() if k != MARKER})
     files["summary.md"] = comparison_markdown(report).encode("utf-8")
