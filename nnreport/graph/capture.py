@@ -23,6 +23,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils import _pytree as pytree
 
 from nnreport import scoped
+from nnreport.graph.ir import NodeKind
 
 Call = tuple[str, str, str]  # (group id, module path, module type)
 
@@ -31,7 +32,7 @@ Call = tuple[str, str, str]  # (group id, module path, module type)
 class RawOp:
     id: str
     op: str
-    kind: str  # "op", "input", "output"
+    kind: NodeKind  # "op", "input", "output"
     chain: tuple[Call, ...]  # module calls from the outermost to the innermost, the model excluded
     inputs: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)  # (producer id, shape)
     shapes: tuple[tuple[int, ...], ...] = ()

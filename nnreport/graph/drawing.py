@@ -264,10 +264,10 @@ class _Builder:
         for (a, b), route in zip(list(bundles), lay.routes, strict=True):
             bundle = bundles[(a, b)]
             pts = [(ox + px, oy + py) for px, py in route]
-            if a == IN and ports[IN]:
-                pts = [ports[IN]] + pts
-            if b == OUT and ports[OUT]:
-                pts = pts + [ports[OUT]]
+            if a == IN and (port_in := ports[IN]):
+                pts = [port_in] + pts
+            if b == OUT and (port_out := ports[OUT]):
+                pts = pts + [port_out]
             pts = self._snap_to_ports(a, b, pts)
             edges.append(self._edge(gid if a == IN else a, gid if b == OUT else b, pts, bundle))
 

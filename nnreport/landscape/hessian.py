@@ -36,7 +36,7 @@ def hvp_operator(model: nn.Module, params: list[torch.Tensor], batches: Batches,
                 hv = torch.autograd.grad([g for g, _, _ in pairs], [p for _, p, _ in pairs],
                                          grad_outputs=[u.to(g.dtype) for g, _, u in pairs], allow_unused=True)
                 lookup = {id(p): h for (_, p, _), h in zip(pairs, hv, strict=True)}
-                total += torch.cat([(lookup.get(id(p)) if lookup.get(id(p)) is not None else torch.zeros_like(p))
+                total += torch.cat([(h if (h := lookup.get(id(p))) is not None else torch.zeros_like(p))
                                     .reshape(-1).double() for p in params])
         return total
 
@@ -68,8 +68,8 @@ def lanczos(hvp: Callable[[torch.Tensor], torch.Tensor], size: int, iterations: 
         betas.append(beta)
         basis.append(w / beta)
     t = np.diag(alphas)
-    for i, b in enumerate(betas[:len(alphas) - 1]):
-        t[i, i + 1] = t[i + 1, i] = b
+    for i, beta_i in enumerate(betas[:len(alphas) - 1]):
+        t[i, i + 1] = t[i + 1, i] = beta_i
     if not np.all(np.isfinite(t)):
         return np.full(len(alphas), np.nan)
     return np.linalg.eigvalsh(t)

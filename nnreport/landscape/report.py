@@ -94,8 +94,11 @@ def run(ctx: Context, config: LandscapeConfig) -> LandscapeResult:
     gen = torch.Generator().manual_seed(seed)
     dirs = [random_direction(space, gen, config.normalisation, config.include_bias_bn) for _ in range(2)]
     batches = make_batches(x, y, config.batch_size)
-    bn = make_batches(*ctx.samples(config.recompute_samples, split="train"), config.batch_size) \
-        if config.batchnorm == "recompute" else None
+    bn: Batches | None = None
+    if config.batchnorm == "recompute":
+        bx, by = ctx.samples(config.recompute_samples, split="train")
+        assert by is not None  # require_labels above: both splits have labels
+        bn = make_batches(bx, by, config.batch_size)
     notes: list[str] = []
     coords = symmetric_coords(config.span, config.steps)
     plane_pts = grid_points(coords, coords)
@@ -243,6 +246,7 @@ def _sharpness(ctx: Context, config: LandscapeConfig, space: Space, plane_ev: Ev
     from nnreport.landscape.hessian import sharpness
 
     x, y = ctx.samples(config.hessian_samples)
+    assert y is not None  # only called from run(), after ctx.require_labels: both splits have labels
     batches = make_batches(x, y, config.batch_size)
     params = space.tensors
     gen = ctx.generator("landscape-lanczos")

@@ -201,7 +201,7 @@ def _top(ctx: Context, config: ActivationsConfig, tk: TopK, c: L.LayerChoice, fi
     position = _positions(ctx, c.path, xs, index) if fld is not full else np.zeros_like(index)
     for u in range(index.shape[0]):
         for r in range(index.shape[1]):
-            pos = np.unravel_index(int(position[u, r]), spatial) if fld is not full else (0, 0)
+            pos = tuple(int(i) for i in np.unravel_index(int(position[u, r]), spatial)) if fld is not full else (0, 0)
             win = window(fld, pos)
             wins[u, r] = win
             crops[u, r] = _crop(images[lookup[int(index[u, r])]], win, step, out_shape)

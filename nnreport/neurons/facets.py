@@ -106,6 +106,8 @@ def _run(ctx: Context, config: FacetsConfig) -> FacetsResult:
         facets = []
         for members in ordered:
             near = members[: config.nearest]
+            # `ordered` is a non-empty `ms` above, so `means` was non-empty and `opt` was computed.
+            assert opt is not None
             facets.append(Facet(
                 size=len(members), members=members.astype(np.int32), nearest=near,
                 nearest_images=_bytes(to_display(ctx, data.x_train[near])),

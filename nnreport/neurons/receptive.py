@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, cast
 
 import torch
 from torch import nn
@@ -66,7 +67,7 @@ class _Tracker(TorchFunctionMode):
         self.n = spatial
         self.fields: dict[int, tuple[torch.Tensor, Field]] = {}  # keeps tensors alive so ids stay unique
 
-    def get(self, t: object) -> Field | bool:
+    def get(self, t: object) -> Field | Literal[False]:
         if isinstance(t, torch.Tensor) and id(t) in self.fields:
             return self.fields[id(t)][1]
         return False  # unknown tensor (a weight, a constant)
@@ -117,7 +118,8 @@ class _Tracker(TorchFunctionMode):
             d = _tuple(_arg(args, kwargs, 4, "dilation", 1), n) if name.startswith(("max", "_max")) else (1,) * n
             result = _window(field, k, s, p, d)
         elif name == "pad":
-            widths = list(_arg(args, kwargs, 1, "pad", ()))  # type: ignore[arg-type]
+            # F.pad's `pad` is a sequence of ints by its signature; `_arg` only knows it as an object.
+            widths = list(cast("Sequence[int]", _arg(args, kwargs, 1, "pad", ())))
             lefts = [widths[2 * i] if 2 * i < len(widths) else 0 for i in range(n)][::-1]  # last axis first
             result = tuple(Axis(a.size, a.jump, a.start - p * a.jump) for a, p in zip(field, lefts, strict=True))
         else:

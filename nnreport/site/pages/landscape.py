@@ -66,7 +66,9 @@ def contour_chart(surface: Surface, title: str, path: tuple[np.ndarray, np.ndarr
     dx = float(np.mean(np.diff(x))) if len(x) > 1 else 1.0
     dy = float(np.mean(np.diff(y))) if len(y) > 1 else 1.0
     for c in cells:
-        c.update(x0=c["x"] - dx / 2, x1=c["x"] + dx / 2, y0=c["y"] - dy / 2, y1=c["y"] + dy / 2)
+        cx, cy = c["x"], c["y"]
+        assert cx is not None and cy is not None  # set from float(...) above; only loss/accuracy may be None
+        c.update(x0=cx - dx / 2, x1=cx + dx / 2, y0=cy - dy / 2, y1=cy + dy / 2)
     xs = alt.Scale(domain=[float(x[0] - dx / 2), float(x[-1] + dx / 2)], nice=False, zero=False)
     ys = alt.Scale(domain=[float(y[0] - dy / 2), float(y[-1] + dy / 2)], nice=False, zero=False)
     heat = alt.Chart(alt.Data(values=cells)).mark_rect().encode(
