@@ -146,3 +146,34 @@ def test_reused_module_has_a_row_per_call_and_counts_parameters_once() -> None:
     assert [r.call for r in linear] == [0, 1]
     assert linear[0].params == 8 * 8 + 8 and linear[1].params == 0
     assert linear[0].mult_adds == linear[1].mult_adds == 8 * 8  # per sample; both calls do the work
+
+
+def test_an_interrupted_inspection_resumes_from_the_finished_analyses(tmp_path: object) -> None:
+    calls: list[str] = []
+
+    @analysis("zz_first", title="First", config=_Cfg, result=_Res, order=1)
+    def first(ctx: object, config: _Cfg) -> _Res:
+        calls.append("first")
+        return _Res(1.0, np.zeros(2))
+
+    @analysis("zz_second", title="Second", config=_Cfg, result=_Res, requires=("zz_first",), order=2)
+    def second(ctx: object, config: _Cfg) -> _Res:
+        calls.append("second")
+        if calls.count("second") == 1:
+            raise KeyboardInterrupt  # the user presses Ctrl-C during the second analysis
+        return _Res(2.0, np.ones(2))
+
+    try:
+        from nnreport.inspector import inspect
+
+        model, inputs = ZOO["mlp"]()
+        cache = ResultCache(tmp_path)  # type: ignore[arg-type]
+        config = ReportConfig(only=("zz_second",))
+        with pytest.raises(KeyboardInterrupt):
+            inspect(model, None, config, example_inputs=inputs, cache=cache)
+        insp = inspect(model, None, config, example_inputs=inputs, cache=cache)
+        assert calls == ["first", "second", "second"]  # the first analysis was not computed again
+        assert insp.result("zz_second").total == 2.0
+    finally:
+        REGISTRY.pop("zz_first")
+        REGISTRY.pop("zz_second")
