@@ -294,3 +294,21 @@ def test_float32_agrees_with_float64_on_a_residual_net(composite: str) -> None:
     double = attribute(copy.deepcopy(model).double(), x.double(), 2, method="lrp", **opts)
     scale = np.abs(double).max()
     assert np.abs(single - double).max() < 1e-3 * scale
+
+
+@pytest.mark.parametrize("method", ["gradient", "integrated_gradients", "lrp"])
+def test_batches_split_to_the_memory_budget_give_the_same_maps(method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nnreport.relevance import methods, prepare
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 6 * 6, 3)).eval()
+    x = torch.randn(10, 1, 6, 6)
+    canon = prepare(model, x)
+    whole = methods.explain(canon, x, None, method, steps=8)
+    monkeypatch.setattr(methods, "SAVED_BYTES_PER_PASS", 1)  # one sample per pass
+    canon_small = prepare(model, x)
+    assert methods.samples_per_pass(canon_small, x) == 1
+    parts = methods.explain(canon_small, x, None, method, steps=8)
+    assert torch.allclose(whole.relevance, parts.relevance, atol=1e-6)
+    assert torch.allclose(whole.scores, parts.scores)
