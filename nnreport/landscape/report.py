@@ -71,9 +71,13 @@ def _check_output(ctx: Context, x: torch.Tensor) -> None:
     with scoped.eval_mode(ctx.model), torch.inference_mode():
         out = ctx.forward(x[:2])
     classes = ctx.data.num_classes if ctx.data is not None else None
-    if out.dim() != 2 or out.shape[1] < 2 or (classes and out.shape[1] != classes):
+    fix = "call nnreport.loss_landscape(model, data, loss_fn=...) with a loss that fits"
+    if out.dim() != 2 or out.shape[1] < 2:
         raise Skipped(f"the output has shape {tuple(out.shape)}, not one score per class, so the report has no loss "
-                      "to map; call nnreport.loss_landscape(model, data, loss_fn=...) with a loss that fits")
+                      f"to map; {fix}")
+    if classes and out.shape[1] != classes:
+        raise Skipped(f"the model gives {out.shape[1]} scores per sample but the data has {classes} classes, so the "
+                      f"report has no loss to map; {fix}")
 
 
 def run(ctx: Context, config: LandscapeConfig) -> LandscapeResult:
