@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nnreport.landscape import drawing
+from nnreport.site.formatting import fmt_float
 
 if TYPE_CHECKING:
     from nnreport.analyses.landscape import Curve, LandscapeResult, Surface
@@ -38,10 +39,6 @@ class LandscapeComparison:
     grid: str = ""
     domain: tuple[float, float] = (0.0, 0.0)
     warnings: tuple[str, ...] = ()
-
-
-def _fmt(v: float | None, digits: int = 3) -> str:
-    return "–" if v is None or not math.isfinite(v) else f"{v:.{digits}g}"
 
 
 def _signed(v: float) -> str:
@@ -165,25 +162,25 @@ def slices_chart(a: Curve, b: Curve, names: tuple[str, str]) -> Any:
 def shape_rows(a: LandscapeResult, b: LandscapeResult) -> tuple[ShapeRow, ...]:
     sa, sb = a.shape, b.shape
     rows = [
-        ShapeRow("Loss at the centre", _fmt(sa.centre_loss, 4), _fmt(sb.centre_loss, 4),
+        ShapeRow("Loss at the centre", fmt_float(sa.centre_loss, 4), fmt_float(sb.centre_loss, 4),
                  _change(sa.centre_loss, sb.centre_loss)),
-        ShapeRow("Accuracy at the centre", f"{_fmt(100 * sa.centre_accuracy)}%", f"{_fmt(100 * sb.centre_accuracy)}%",
+        ShapeRow("Accuracy at the centre", f"{fmt_float(100 * sa.centre_accuracy)}%", f"{fmt_float(100 * sb.centre_accuracy)}%",
                  _pp(sa.centre_accuracy, sb.centre_accuracy)),
-        ShapeRow("Loss growth at radius 0.5", _fmt(sa.growth_at_half), _fmt(sb.growth_at_half),
+        ShapeRow("Loss growth at radius 0.5", fmt_float(sa.growth_at_half), fmt_float(sb.growth_at_half),
                  _change(sa.growth_at_half, sb.growth_at_half)),
-        ShapeRow("Growth ratio at radius 0.5", f"{_fmt(sa.growth_ratio_at_half)}×", f"{_fmt(sb.growth_ratio_at_half)}×",
+        ShapeRow("Growth ratio at radius 0.5", f"{fmt_float(sa.growth_ratio_at_half)}×", f"{fmt_float(sb.growth_ratio_at_half)}×",
                  _change(sa.growth_ratio_at_half, sb.growth_ratio_at_half)),
         ShapeRow("Local minima on the plane", str(sa.local_minima), str(sb.local_minima),
                  "–" if sa.local_minima == sb.local_minima else f"{sb.local_minima - sa.local_minima:+d}"),
-        ShapeRow("Non-convex share", f"{_fmt(100 * sa.negative_curvature_fraction)}%",
-                 f"{_fmt(100 * sb.negative_curvature_fraction)}%",
+        ShapeRow("Non-convex share", f"{fmt_float(100 * sa.negative_curvature_fraction)}%",
+                 f"{fmt_float(100 * sb.negative_curvature_fraction)}%",
                  _pp(sa.negative_curvature_fraction, sb.negative_curvature_fraction)),
     ]
     ha, hb = a.sharpness, b.sharpness
     if ha is not None or hb is not None:
-        rows.append(ShapeRow("λmax", _fmt(ha.lambda_max if ha else None), _fmt(hb.lambda_max if hb else None),
+        rows.append(ShapeRow("λmax", fmt_float(ha.lambda_max if ha else None), fmt_float(hb.lambda_max if hb else None),
                              _change(ha.lambda_max if ha else None, hb.lambda_max if hb else None)))
-        rows.append(ShapeRow("|λmin / λmax|", _fmt(ha.ratio if ha else None), _fmt(hb.ratio if hb else None),
+        rows.append(ShapeRow("|λmin / λmax|", fmt_float(ha.ratio if ha else None), fmt_float(hb.ratio if hb else None),
                              _change(ha.ratio if ha else None, hb.ratio if hb else None)))
     return tuple(rows)
 
@@ -237,10 +234,10 @@ def landscape_markdown(a: LandscapeResult | None, b: LandscapeResult | None, nam
     if reason:
         return f"**Loss landscape:** not compared: {reason}."
     assert a is not None and b is not None
-    parts = [f"loss at the weights {_fmt(a.shape.centre_loss, 4)} → {_fmt(b.shape.centre_loss, 4)}",
+    parts = [f"loss at the weights {fmt_float(a.shape.centre_loss, 4)} → {fmt_float(b.shape.centre_loss, 4)}",
              f"growth at radius 0.5 {_signed(a.shape.growth_at_half)} → {_signed(b.shape.growth_at_half)}",
              f"local minima {a.shape.local_minima} → {b.shape.local_minima}"]
     if a.sharpness is not None and b.sharpness is not None:
-        parts.append(f"|λmin/λmax| {_fmt(a.sharpness.ratio)} → {_fmt(b.sharpness.ratio)}")
+        parts.append(f"|λmin/λmax| {fmt_float(a.sharpness.ratio)} → {fmt_float(b.sharpness.ratio)}")
     return (f"**Loss landscape** ({_grid_text(a)}, direction seed {_seed_text(a, b)}): "
             + "; ".join(parts) + ".")

@@ -31,7 +31,8 @@ def fmt_shapes(shapes: Sequence[Sequence[int]]) -> str:
 
 
 def fmt_float(x: Any, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
+    """Significant digits; "–" for a missing or non-finite value (NaN/inf are gaps, not numbers)."""
+    if x is None or not math.isfinite(float(x)):
         return "–"
     return f"{float(x):.{digits}g}"
 

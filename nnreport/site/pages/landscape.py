@@ -11,6 +11,7 @@ import numpy as np
 
 from nnreport.landscape import drawing
 from nnreport.site import images
+from nnreport.site.formatting import fmt_float
 from nnreport.site.pages import page
 
 if TYPE_CHECKING:
@@ -48,10 +49,6 @@ class LandscapePage:
 
 def _num(v: float | None) -> float | None:
     return None if v is None or not math.isfinite(v) else float(v)
-
-
-def _fmt(v: float, digits: int = 3) -> str:
-    return "–" if v is None or not math.isfinite(v) else f"{v:.{digits}g}"
 
 
 def contour_chart(surface: Surface, title: str, path: tuple[np.ndarray, np.ndarray] | None = None,
@@ -176,14 +173,14 @@ def _settings(r: LandscapeResult) -> tuple[Fact, ...]:
 def _numbers(r: LandscapeResult) -> tuple[Fact, ...]:
     s = r.shape
     out = [
-        Fact("Loss at the centre", _fmt(s.centre_loss, 4), f"accuracy {_fmt(100 * s.centre_accuracy, 3)}%"),
-        Fact("Loss growth at radius 0.5", f"+{_fmt(s.growth_at_half)}", f"{_fmt(s.growth_ratio_at_half)}× the centre"),
+        Fact("Loss at the centre", fmt_float(s.centre_loss, 4), f"accuracy {fmt_float(100 * s.centre_accuracy, 3)}%"),
+        Fact("Loss growth at radius 0.5", f"+{fmt_float(s.growth_at_half)}", f"{fmt_float(s.growth_ratio_at_half)}× the centre"),
         Fact("Local minima on the plane", str(s.local_minima), "interior grid points below all 8 neighbours"),
-        Fact("Non-convex share", f"{_fmt(100 * s.negative_curvature_fraction, 3)}%",
+        Fact("Non-convex share", f"{fmt_float(100 * s.negative_curvature_fraction, 3)}%",
              "grid points where the surface curves down in some direction"),
     ]
     if r.sharpness is not None:
-        out.append(Fact("|λmin / λmax|", _fmt(r.sharpness.ratio), "near 0: convex around the minimum"))
+        out.append(Fact("|λmin / λmax|", fmt_float(r.sharpness.ratio), "near 0: convex around the minimum"))
     if s.nonfinite_points:
         out.append(Fact("Non-finite losses", str(s.nonfinite_points), "drawn as gaps"))
     return tuple(out)
@@ -209,13 +206,13 @@ def landscape_page(insp: Inspection, assets: Assets) -> LandscapePage:
                             "Red: the training snapshots, oldest first, ending at the final model (black cross).")
         path_facts = (Fact("Snapshots", str(t.snapshots)),
                       Fact("Variance explained", f"{100 * t.explained[0]:.1f}% + {100 * t.explained[1]:.1f}%"),
-                      Fact("Loss along the path", " → ".join(_fmt(v) for v in t.path_loss)))
+                      Fact("Loss along the path", " → ".join(fmt_float(v) for v in t.path_loss)))
     sharp: tuple[Fact, ...] = ()
     smap = None
     if r.sharpness is not None:
         s = r.sharpness
-        sharp = (Fact("Top eigenvalues", ", ".join(_fmt(v, 4) for v in s.top)),
-                 Fact("λmin", _fmt(s.lambda_min, 4)), Fact("|λmin / λmax|", _fmt(s.ratio)),
+        sharp = (Fact("Top eigenvalues", ", ".join(fmt_float(v, 4) for v in s.top)),
+                 Fact("λmin", fmt_float(s.lambda_min, 4)), Fact("|λmin / λmax|", fmt_float(s.ratio)),
                  Fact("Method", f"Lanczos, {s.iterations} Hessian-vector products on {s.samples} samples"))
         if s.map is not None:
             smap = assets.chart(_ratio_map(s.map), "Map of |λmin/λmax| over the random plane",
@@ -257,9 +254,9 @@ def landscape_markdown(insp: Inspection) -> str:
     if r is None:
         return ""
     s = r.shape
-    line = (f"**Loss landscape**: loss {_fmt(s.centre_loss, 4)} at the weights, +{_fmt(s.growth_at_half)} "
+    line = (f"**Loss landscape**: loss {fmt_float(s.centre_loss, 4)} at the weights, +{fmt_float(s.growth_at_half)} "
             f"at radius 0.5, {s.local_minima} local minim{'um' if s.local_minima == 1 else 'a'} on a "
             f"{r.steps}×{r.steps} random plane")
     if r.sharpness is not None:
-        line += f", λmax {_fmt(r.sharpness.lambda_max)}, |λmin/λmax| {_fmt(r.sharpness.ratio)}"
+        line += f", λmax {fmt_float(r.sharpness.lambda_max)}, |λmin/λmax| {fmt_float(r.sharpness.ratio)}"
     return line + "."

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nnreport.site import images
+from nnreport.site.formatting import fmt_float
 from nnreport.site.pages import page
 
 if TYPE_CHECKING:
@@ -86,12 +87,6 @@ class RelevancePage:
     cards: tuple[Card, ...]
     skipped: tuple[Card, ...]
     mask_area: str
-
-
-def _fmt(x: float | None, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "–"
-    return f"{x:.{digits}g}"
 
 
 def _pm(value: float, se: float) -> str:
@@ -294,7 +289,7 @@ def _table(res: RelevanceResult) -> tuple[TableRow, ...]:
             m.key, m.title,
             _pm(c.morf_aopc, c.morf_se) if c else "–", _pm(c.lerf_aopc, c.lerf_se) if c else "–",
             f"{c.morf_aopc - c.lerf_aopc:.3f}" if c else "–",
-            _fmt(float(r.similarity[-1]), 2) if r is not None and len(r.similarity) else "–",
+            fmt_float(float(r.similarity[-1]), 2) if r is not None and len(r.similarity) else "–",
             f"{s.share:.0%} ± {s.se:.0%}" if s is not None and math.isfinite(s.share) else "–",
             f"{m.seconds_per_sample * 1000:.2f} ms" if m.seconds_per_sample is not None else "–"))
     return tuple(rows)
