@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +26,7 @@ from nnreport.site.build import (
 )
 from nnreport.site.compare_graph import GraphComparison, compare_graphs, graph_markdown
 from nnreport.site.compare_landscape import LandscapeComparison, compare_landscapes, landscape_markdown
-from nnreport.site.pages import PageSpec
+from nnreport.site.pages import PageSpec, load_pages
 from nnreport.site.themes import load_theme
 
 # The side-by-side pages frame the two reports' own pages (files beside them); nothing else changes.
@@ -106,16 +105,6 @@ def _per_class_chart(result: Comparison, assets: Assets) -> ChartRef | None:
                         f"{result.names[0]} and {result.names[1]} on the same {result.evaluated} test samples.")
 
 
-def _page_titles(files: dict[str, bytes]) -> dict[str, str]:
-    titles = {}
-    for path, data in files.items():
-        if path.endswith(".html") and "/" not in path and path != "index.html":
-            text = data.decode("utf-8", "replace")
-            start = text.find("<title>")
-            titles[path[:-5]] = html.unescape(text[start + 7:text.find(" · ", start)]) if start >= 0 else path[:-5]
-    return titles
-
-
 def render_comparison(report: ComparisonReport, out: str | Path, theme: str = "light", single_file: bool = False,
                       timings: bool = True) -> Path:
     """Write the compare site: index.html (the differences), side-<page>.html, a/ and b/ (both reports)."""
@@ -133,8 +122,8 @@ def render_comparison(report: ComparisonReport, out: str | Path, theme: str = "l
         "fixed" if f.pred_b == f.label else ("broken" if f.pred_a == f.label else "changed"),
     ) for f in result.flips)
     chart = _per_class_chart(result, assets.for_page("compare"))
-    titles_a, titles_b = _page_titles(files_a), _page_titles(files_b)
-    sides = tuple((slug, titles_b[slug]) for slug in titles_b if slug in titles_a) if not single_file else ()
+    sides = () if single_file else tuple(
+        (p.slug, p.title) for p in load_pages() if p.slug != "index" and f"{p.slug}.html" in files_a.keys() & files_b.keys())
     context = ComparePage(result, flips, (chart,) if chart else (), sides, a.manifest.title, b.manifest.title,
                           compare_landscapes(a.result("landscape"), b.result("landscape"), assets.for_page("compare"),
                                              result.names),
