@@ -269,13 +269,68 @@ def test_many_classes_show_ranked_pairs_instead_of_the_grid() -> None:
     assert "first 20 of 40 classes" in res.curves_note and len(res.roc) == 20
 
 
+def _pair() -> tuple[Any, Any]:
+    data = nnreport.load_builtin("iris")
+    config = ReportConfig(preset="quick", only=ONLY, cache=False, analyses={"evaluation": {"embedding_samples": 0}})
+    insps = []
+    for seed in (0, 3):
+        torch.manual_seed(seed)
+        insps.append(nnreport.inspect(MLP(), data, config))
+    return insps[0], insps[1]
+
+
+def test_compare_shows_f1_deltas_the_confusion_difference_and_both_reliability_diagrams(tmp_path: Path) -> None:
+    from nnreport.compare import compare
+
+    a, b = _pair()
+    ra, rb = a.result("evaluation"), b.result("evaluation")
+    report = compare(a, b, names=("base", "head"))
+    out = report.save(tmp_path / "cmp")
+    html = (out / "index.html").read_text()
+    assert 'id="compare-evaluation"' in html and "Evaluations are not compared" not in html
+    specs = {s.get("title", {}).get("text", s.get("title")) if isinstance(s.get("title"), dict) else s.get("title"): s
+             for s in _chart_specs(html)}
+    diff = specs["Confusion matrix change (head − base)"]
+    cells = {(v["true"], v["predicted"]): v["change"] for v in _values(diff)}
+    names = ra.class_names
+    for t in range(3):
+        for p in range(3):
+            assert cells[(names[t], names[p])] == rb.confusion[t][p] - ra.confusion[t][p]
+    f1 = {v["class"]: v["delta"] for v in _values(specs["Per-class F1 change"])}
+    assert f1 == {x.name: pytest.approx(y.f1 - x.f1, abs=1e-6) for x, y in zip(ra.per_class, rb.per_class, strict=True)}
+    models = {v["model"] for v in _values(specs["Reliability diagrams"]) if "model" in v}
+    assert models == {"base", "head"}
+    md = (out / "summary.md").read_text()
+    assert "Macro F1" in md and "ECE" in md and f"{ra.ece:.4f}" in md
+
+
+def test_compare_says_why_evaluations_are_not_compared(tmp_path: Path) -> None:
+    from nnreport.compare import compare
+
+    a, _ = _pair()
+    regression = nnreport.inspect(MLP(classes=1), _regression_data(),
+                                  ReportConfig(preset="quick", only=ONLY, cache=False))
+    html = (compare(a, regression).save(tmp_path / "cmp") / "index.html").read_text()
+    assert "Evaluations are not compared: per-class scores need two classifiers" in html
+
+
+def _values(spec: Any) -> list[dict[str, Any]]:
+    """Every inline data row of a (layered) Vega-Lite spec."""
+    rows: list[dict[str, Any]] = []
+    for part in [spec] + spec.get("layer", []) + spec.get("hconcat", []):
+        rows += part.get("data", {}).get("values", [])
+        if part is not spec:
+            rows += _values(part)
+    return rows
+
+
 @pytest.mark.browser
 @pytest.mark.parametrize("theme", ["light", "dark", "paper"])
 def test_the_page_is_clean_in_chromium_in_every_theme(browser: object, theme: str, report_bundle: Path,
                                                       tmp_path: Path) -> None:
-    from browser import assert_clean, visit
-
     from nnreport.cli import main
+
+    from browser import assert_clean, visit
 
     out = tmp_path / theme
     assert main(["render", str(report_bundle), "--out", str(out), "--theme", theme]) == 0

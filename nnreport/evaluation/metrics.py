@@ -168,6 +168,7 @@ def regression(true: np.ndarray, predicted: np.ndarray, points: int) -> Regressi
     err = p - t
     ss_tot = float(((t - t.mean()) ** 2).sum())
     r2 = 1.0 - float((err ** 2).sum()) / ss_tot if ss_tot > 0 else None
-    keep = np.unique(np.linspace(0, len(t) - 1, min(points, len(t))).round().astype(np.int64)) if len(t) else []
+    keep: np.ndarray = (np.unique(np.linspace(0, len(t) - 1, min(points, len(t))).round().astype(np.int64))
+                        if len(t) else np.zeros(0, np.int64))
     return Regression(mae=float(np.abs(err).mean()), rmse=float(math.sqrt((err ** 2).mean())), r2=r2,
                       true=t[keep].astype(np.float32), predicted=p[keep].astype(np.float32))

@@ -24,6 +24,7 @@ from nnreport.site.build import (
     shared_files,
     write_atomic,
 )
+from nnreport.site.compare_evaluation import EvaluationComparison, compare_evaluations, evaluation_markdown
 from nnreport.site.compare_graph import GraphComparison, compare_graphs, graph_markdown
 from nnreport.site.compare_landscape import LandscapeComparison, compare_landscapes, landscape_markdown
 from nnreport.site.pages import PageSpec, load_pages
@@ -58,6 +59,7 @@ class ComparePage:
     title_b: str
     landscape: LandscapeComparison | None = None
     graph: GraphComparison | None = None
+    evaluation: EvaluationComparison | None = None
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,9 @@ def render_comparison(report: ComparisonReport, out: str | Path, theme: str = "l
     context = ComparePage(result, flips, (chart,) if chart else (), sides, a.manifest.title, b.manifest.title,
                           compare_landscapes(a.result("landscape"), b.result("landscape"), assets.for_page("compare"),
                                              result.names),
-                          compare_graphs(a.result("graph"), b.result("graph"), result.names))
+                          compare_graphs(a.result("graph"), b.result("graph"), result.names),
+                          compare_evaluations(a.result("evaluation"), b.result("evaluation"), assets.for_page("compare"),
+                                              result.names))
     env = environment()
     nav = (NavItem("index", "Differences", "ok"),) + tuple(NavItem(f"side-{s}", t, "ok") for s, t in sides)
     page_spec = PageSpec("index", "Differences", (), 0, "compare.html", lambda *_: None)
@@ -176,6 +180,7 @@ def comparison_markdown(report: ComparisonReport) -> str:
     text = environment().get_template("compare.md").render(
         r=report.result, a=report.a.manifest, b=report.b.manifest,
         landscape=landscape_markdown(report.a.result("landscape"), report.b.result("landscape"), report.result.names),
-        graph=graph_markdown(report.a.result("graph"), report.b.result("graph"), report.result.names))
+        graph=graph_markdown(report.a.result("graph"), report.b.result("graph"), report.result.names),
+        evaluation=evaluation_markdown(report.a.result("evaluation"), report.b.result("evaluation"), report.result.names))
     limit = 60_000
     return text if len(text) <= limit else text[: limit - 40] + "\n\n_(summary truncated)_\n"

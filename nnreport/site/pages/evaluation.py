@@ -155,7 +155,7 @@ def _confusion_chart(res: EvaluationResult, assets: Assets) -> ChartRef:
         rect = base.mark_rect().encode(color=alt.Color(f"{field}:Q", title=title, scale=alt.Scale(scheme="blues")))
         text = base.mark_text(fontSize=max(7, min(11, cell // 3))).encode(
             text=alt.Text(f"{field}:Q", format=fmt),
-            color=alt.condition(f"datum.share > 0.5", alt.value("white"), alt.value("black")))
+            color=alt.condition("datum.share > 0.5", alt.value("white"), alt.value("black")))
         return (rect + text).properties(title=title, **size)
 
     chart = alt.hconcat(heat("count", "counts", "d"), heat("share", "share of the true class", ".0%")).resolve_scale(
@@ -209,17 +209,19 @@ def _bins(cal: Calibration) -> list[dict[str, Any]]:
     return rows
 
 
-def reliability_layers(cal: Calibration, label: str = "") -> tuple[Any, Any]:
-    """The bars of accuracy per bin and the points at (mean confidence, accuracy); shared with compare."""
+def bins(cal: Calibration) -> list[dict[str, Any]]:
+    """One chart row per bin (edges, counts, accuracy, mean confidence, gap); null for an empty bin's values."""
+    return _bins(cal)
+
+
+def _reliability_layers(cal: Calibration) -> tuple[Any, Any]:
+    """The bars of accuracy per bin and the points at (mean confidence, accuracy)."""
     import altair as alt
 
-    rows = [dict(r, model=label) for r in _bins(cal) if r["count"]]
-    data = alt.Data(values=rows)
+    data = alt.Data(values=[r for r in _bins(cal) if r["count"]])
     tip = [alt.Tooltip("lo:Q", title="from", format=".3f"), alt.Tooltip("hi:Q", title="to", format=".3f"),
            alt.Tooltip("count:Q", format=","), alt.Tooltip("accuracy:Q", format=".3f"),
            alt.Tooltip("confidence:Q", title="mean confidence", format=".3f"), alt.Tooltip("gap:Q", format="+.3f")]
-    if label:
-        tip = [alt.Tooltip("model:N")] + tip
     bars = alt.Chart(data).mark_bar(opacity=0.75, stroke="#fff", strokeWidth=0.5).encode(
         x=alt.X("lo:Q", title="confidence (top label)", scale=alt.Scale(domain=[0, 1])), x2="hi:Q",
         y=alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])), y2=alt.datum(0), tooltip=tip)
@@ -235,7 +237,7 @@ def diagonal() -> Any:
 
 
 def _reliability_chart(cal: Calibration, assets: Assets) -> ChartRef:
-    bars, points = reliability_layers(cal)
+    bars, points = _reliability_layers(cal)
     chart = (diagonal() + bars + points).properties(width=320, height=300, title="Reliability diagram")
     return assets.chart(chart, "Reliability diagram", (
         f"{len(cal.counts)} equal-width bins of the top-label confidence; bars: accuracy in each bin, dots: the bin's "
@@ -346,7 +348,8 @@ def _embedding_chart(e: Embedding, names: tuple[str, ...], assets: Assets) -> Ch
         color=alt.Color("true:N", title="true class", sort=list(names),
                         scale=alt.Scale(scheme="tableau10" if len(names) <= 10 else "tableau20")),
         shape=alt.Shape("outcome:N", title=None, sort=["correct", "mistake"],
-                        scale=alt.Scale(domain=["correct", "mistake"], range=["circle", "cross"])),
+                        scale=alt.Scale(domain=["correct", "mistake"], range=["circle", "cross"]),
+                        legend=alt.Legend(symbolFillColor="#888888", symbolStrokeColor="#888888")),
         size=alt.condition("datum.outcome == 'mistake'", alt.value(90), alt.value(22)),
         tooltip=tip,
     ).properties(width=520, height=420, title="Penultimate-layer embedding")
@@ -385,8 +388,8 @@ def _regression_charts(r: Regression, assets: Assets) -> tuple[ChartRef, ChartRe
     values = [{"true": _finite(float(t)), "predicted": _finite(float(p)), "residual": _finite(float(p - t))}
               for t, p in zip(r.true, r.predicted, strict=True)]
     finite = [v for v in values if v["true"] is not None and v["predicted"] is not None]
-    lo = min((min(v["true"], v["predicted"]) for v in finite), default=0.0)
-    hi = max((max(v["true"], v["predicted"]) for v in finite), default=1.0)
+    ends = [e for v in finite for e in (v["true"], v["predicted"]) if e is not None]
+    lo, hi = min(ends, default=0.0), max(ends, default=1.0)
     tip = [alt.Tooltip("true:Q", format=".4g"), alt.Tooltip("predicted:Q", format=".4g"),
            alt.Tooltip("residual:Q", format="+.4g")]
     points = alt.Chart(alt.Data(values=finite)).mark_point(filled=True, opacity=0.6, size=18)
