@@ -196,6 +196,37 @@ def test_regression_outputs_get_mae_rmse_and_r2() -> None:
     assert "MAE" in files["summary.md"].decode()
 
 
+def test_one_logit_with_0_1_labels_is_a_binary_classifier() -> None:
+    data = nnreport.load_builtin("moons")
+    torch.manual_seed(0)
+    model = MLP(2, 8, 1)
+    res = _evaluate(model, data, embedding_samples=0, gallery=2)
+    logit = _outputs(model, data.x_test)[:, 0]
+    p1 = 1 / (1 + np.exp(-logit))
+    probs = np.stack([1 - p1, p1], 1)
+    pred = probs.argmax(1)
+    assert res.calibration is not None and res.calibration.transform == "sigmoid"
+    assert np.array_equal(np.array(res.confusion), skm.confusion_matrix(data.y_test, pred, labels=[0, 1]))
+    assert res.ece == pytest.approx(_ece_loop(probs, data.y_test, 15)[0], abs=1e-6)  # type: ignore[arg-type]
+    g = res.gallery
+    assert g is not None and g.maps is not None
+    idx = [s.index for s in g.samples]
+    lrp = nnreport.attribute(model, data.x_test[idx], 0, method="lrp", low=float(data.value_range()[0]),
+                             high=float(data.value_range()[1]))
+    sign = np.where(pred[idx] == 1, 1.0, -1.0)[:, None]
+    np.testing.assert_allclose(g.maps, lrp * sign, rtol=1e-4, atol=1e-6)  # class 0's map is the logit's, negated
+
+
+def test_regression_leaves_out_non_finite_labels_with_a_note() -> None:
+    data = _regression_data()
+    assert data.y_test is not None
+    y = data.y_test.copy()
+    y[:3] = np.nan
+    res = _evaluate(MLP(classes=1), replace(data, y_test=y))
+    assert res.regression is not None and np.isfinite(res.regression.mae) and res.samples == len(y) - 3
+    assert "3 test sample(s)" in res.notes[0]
+
+
 def test_other_outputs_are_skipped_with_the_reason() -> None:
     data = nnreport.load_builtin("iris")
     data = replace(data, y_train=data.y_train + 5, y_test=data.y_test + 5)  # type: ignore[operator]

@@ -38,11 +38,27 @@ def run(ctx: Context, config: EvaluationConfig) -> EvaluationResult:
     if n == 0:
         raise Skipped("the test split is empty")
     y = np.asarray(data.y_test[:n])
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise Skipped(f"the labels have shape {tuple(y.shape[1:])} per sample; the evaluation needs one class index "
+                      "or one float value per sample")
     p = stream(ctx, data.x_test, n, config.batch_size, config.embedding_samples)
     task = _task(p.outputs, y)
     if task == "regression":
-        return EvaluationResult("regression", n, regression=M.regression(y, p.outputs[:, 0], config.regression_points))
+        return _regression(y, p.outputs[:, 0], config)
     return _classification(ctx, data, config, p, y.astype(np.int64))
+
+
+def _regression(y: np.ndarray, pred: np.ndarray, config: EvaluationConfig) -> EvaluationResult:
+    """Errors over the samples whose label and prediction are both finite (the others are counted in a note)."""
+    ok = np.isfinite(y) & np.isfinite(pred)
+    if not ok.any():
+        raise Skipped("no test sample has both a finite label and a finite prediction")
+    dropped = int((~ok).sum())
+    notes = (f"{dropped:,} test sample(s) with a non-finite label or prediction are left out of the errors.",) if dropped else ()
+    return EvaluationResult("regression", int(ok.sum()), regression=M.regression(y[ok], pred[ok], config.regression_points),
+                            notes=notes)
 
 
 def stream(ctx: Context, x_all: np.ndarray, n: int, batch_size: int, keep: int) -> Pass:
@@ -183,18 +199,19 @@ def _gallery(ctx: Context, data: Dataset, config: EvaluationConfig, y: np.ndarra
                                   round(float(conf[i]), 6), " ".join(str(t) for t in x[k].reshape(-1)[:64])
                                   if kind == "tokens" else "")
                     for k, i in enumerate(idx))
-    maps, method, note = _maps(ctx, data, x, pred[idx] if outputs > 1 else np.zeros(len(idx), np.int64), kind, config)
+    targets = pred[idx] if outputs > 1 else np.zeros(len(idx), np.int64)
+    maps, method, note = _maps(ctx, data, x, targets, kind, config, None if outputs > 1 else pred[idx])
     empty = np.zeros((0,), np.float32)
     return Gallery(
         kind=kind, samples=samples,
-        images=data.to_display(x).astype(np.float32) if kind == "image" else empty,
+        images=display(data, x) if kind == "image" else empty,
         features=x.astype(np.float32) if kind == "features" else empty,
         feature_names=tuple(data.feature_names or ()) if kind == "features" else (),
         maps=maps, maps_method=method, maps_note=note)
 
 
 def _maps(ctx: Context, data: Dataset, x: np.ndarray, targets: np.ndarray, kind: InputKind,
-          config: EvaluationConfig) -> tuple[np.ndarray | None, str, str]:
+          config: EvaluationConfig, single_logit: np.ndarray | None = None) -> tuple[np.ndarray | None, str, str]:
     """LRP (ε-z⁺-flat, as on the relevance page) for each gallery sample's predicted class."""
     import torch
 
@@ -211,7 +228,21 @@ def _maps(ctx: Context, data: Dataset, x: np.ndarray, targets: np.ndarray, kind:
     except Exception as exc:  # noqa: BLE001 - a model LRP cannot explain still gets its gallery
         return None, "", f"LRP does not apply to this model: {type(exc).__name__}: {exc}"
     r = e.relevance.detach().float().cpu().numpy()
-    return (r.sum(1) if r.ndim == 4 else r).astype(np.float32), "LRP ε-z⁺-flat for the predicted class", ""
+    r = r.sum(1) if r.ndim == 4 else r
+    if single_logit is not None:
+        # One output: LRP explains its logit, evidence for class 1. Every rule is linear in the relevance it
+        # starts from, so a prediction of class 0 (the logit's negative) gets the negated map.
+        r = np.where((single_logit == 0).reshape(-1, *([1] * (r.ndim - 1))), -r, r)
+    return r.astype(np.float32), "LRP ε-z⁺-flat for the predicted class", ""
+
+
+def display(data: Dataset, x: np.ndarray) -> np.ndarray:
+    """Images (N, C, H, W) as the eye saw them, in [0, 1]: the data's normalisation undone, or, where the
+    data does not record one, the batch's own value range stretched to [0, 1]."""
+    if data.mean is not None and data.std is not None:
+        return data.to_display(x).astype(np.float32)
+    lo, hi = float(x.min()), float(x.max())
+    return ((x - lo) / (hi - lo if hi > lo else 1.0)).astype(np.float32)
 
 
 def _embedding(ctx: Context, data: Dataset, config: EvaluationConfig, p: Pass, y: np.ndarray, pred: np.ndarray,
@@ -224,7 +255,7 @@ def _embedding(ctx: Context, data: Dataset, config: EvaluationConfig, p: Pass, y
     m = len(f)
     xy, method = E.project(f, ctx.config.seed, config.perplexity, config.tsne_max)
     x = np.asarray(data.x_test[:m])
-    thumbs = (E.thumbnails(data.to_display(x), config.thumbnail) if _input_kind(data, x) == "image"
+    thumbs = (E.thumbnails(display(data, x), config.thumbnail) if _input_kind(data, x) == "image"
               else np.zeros((0, 0, 0, 3), np.uint8))
     return Embedding(layer=p.layer, dimensions=int(f.shape[1]), method=method, indices=np.arange(m, dtype=np.int64),
                      x=xy[:, 0].copy(), y=xy[:, 1].copy(), labels=y[:m].astype(np.int64),

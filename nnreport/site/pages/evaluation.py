@@ -312,7 +312,8 @@ def _relevance_shown(insp: Inspection) -> str:
     if record is None:
         return "Relevance maps are not shown: the relevance analysis did not run for this report."
     if record.status != "ok":
-        return f"Relevance maps are not shown: the relevance analysis was {record.status} ({record.message})."
+        what = "was skipped" if record.status == "skipped" else "failed"
+        return f"Relevance maps are not shown: the relevance analysis {what} ({record.message})."
     return ""
 
 
