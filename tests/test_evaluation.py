@@ -398,3 +398,20 @@ def report_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("evaluation") / "bundle"
     nnreport.inspect(_tiny_cnn(), "digits", config).save(out)
     return out
+
+
+@pytest.mark.browser
+def test_regression_and_many_class_pages_are_clean_in_chromium(browser: object, tmp_path: Path) -> None:
+    from browser import assert_clean, visit
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 8)).astype(np.float32)
+    y = rng.integers(0, 40, 300)
+    many = Dataset("many", "tabular", x, y, x, y)
+    torch.manual_seed(0)
+    config = ReportConfig(preset="quick", only=ONLY, cache=False)
+    for name, model, data in (("many", MLP(8, 16, 40), many), ("regression", MLP(classes=1), _regression_data())):
+        out = nnreport.render(nnreport.inspect(model, data, config), tmp_path / name)
+        v = visit(browser, out / "evaluation.html")
+        assert_clean(v)
+        assert v.charts >= (2 if name == "regression" else 6)

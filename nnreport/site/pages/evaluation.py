@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from nnreport.site.assets import Assets, ChartRef, ImageRef
 
 GRID_MAX = 30          # more classes: the ranked most-confused pairs instead of the grid
+LEGEND_MAX = 20        # more classes: the embedding's colours get no legend (the tooltip names the class)
 FEATURES_SHOWN = 12    # feature rows in a gallery card (largest |relevance| first)
 DIVERGING: images.ColourMap = "rdbu"
 
@@ -347,7 +348,8 @@ def _embedding_chart(e: Embedding, names: tuple[str, ...], assets: Assets) -> Ch
         x=alt.X("x:Q", title=None, axis=alt.Axis(labels=False, ticks=False)),
         y=alt.Y("y:Q", title=None, axis=alt.Axis(labels=False, ticks=False)),
         color=alt.Color("true:N", title="true class", sort=list(names),
-                        scale=alt.Scale(scheme="tableau10" if len(names) <= 10 else "tableau20")),
+                        scale=alt.Scale(scheme="tableau10" if len(names) <= 10 else "tableau20"),
+                        legend=alt.Legend() if len(names) <= LEGEND_MAX else None),
         shape=alt.Shape("outcome:N", title=None, sort=["correct", "mistake"],
                         scale=alt.Scale(domain=["correct", "mistake"], range=["circle", "cross"]),
                         legend=alt.Legend(symbolFillColor="#888888", symbolStrokeColor="#888888")),
