@@ -7,7 +7,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nnreport.site.pages.evaluation import GRID_MAX, bins
+from nnreport.site.evaluation_charts import bins
+from nnreport.site.pages.evaluation import GRID_MAX
 
 if TYPE_CHECKING:
     from nnreport.evaluation.results import EvaluationResult
