@@ -415,3 +415,16 @@ def test_regression_and_many_class_pages_are_clean_in_chromium(browser: object, 
         v = visit(browser, out / "evaluation.html")
         assert_clean(v)
         assert v.charts >= (2 if name == "regression" else 6)
+
+
+def test_images_without_recorded_normalisation_are_stretched_for_display() -> None:
+    from nnreport.evaluation.analysis import display
+    from nnreport.evaluation.embedding import thumbnails
+
+    x = np.random.default_rng(0).normal(size=(3, 3, 64, 48)).astype(np.float32) * 4
+    data = Dataset("raw", "image", x, np.zeros(3, np.int64), x, np.zeros(3, np.int64))
+    shown = display(data, x)
+    assert shown.min() == 0.0 and shown.max() == 1.0
+    thumbs = thumbnails(shown, 32)
+    assert thumbs.shape == (3, 32, 24, 3) and thumbs.dtype == np.uint8
+    np.testing.assert_allclose(thumbs[0, 0, 0], shown[0, :, :2, :2].mean((1, 2)) * 255, atol=1)
