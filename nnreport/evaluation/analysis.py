@@ -3,6 +3,7 @@ that keeps the outputs and the input of the last Linear layer, then the metrics,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -43,9 +44,12 @@ def run(ctx: Context, config: EvaluationConfig) -> EvaluationResult:
     if y.ndim != 1:
         raise Skipped(f"the labels have shape {tuple(y.shape[1:])} per sample; the evaluation needs one class index "
                       "or one float value per sample")
-    p = stream(ctx, data.x_test, n, config.batch_size, config.embedding_samples)
-    task = _task(p.outputs, y)
-    if task == "regression":
+    task: list[str] = []
+    # The first batch decides classifier or regressor, so that a model the evaluation does not apply to
+    # is skipped before the whole split has run.
+    p = stream(ctx, data.x_test, n, config.batch_size, config.embedding_samples,
+               first=lambda out: task.append(_task(out, y)))
+    if task[0] == "regression":
         return _regression(y, p.outputs[:, 0], config)
     return _classification(ctx, data, config, p, y.astype(np.int64))
 
@@ -61,9 +65,11 @@ def _regression(y: np.ndarray, pred: np.ndarray, config: EvaluationConfig) -> Ev
                             notes=notes)
 
 
-def stream(ctx: Context, x_all: np.ndarray, n: int, batch_size: int, keep: int) -> Pass:
+def stream(ctx: Context, x_all: np.ndarray, n: int, batch_size: int, keep: int,
+           first: Callable[[np.ndarray], object] | None = None) -> Pass:
     """Forward the first `n` inputs in batches; keep every output and the input of the last Linear called
-    (the penultimate features) for the first `keep` samples, via a scoped forward pre-hook."""
+    (the penultimate features) for the first `keep` samples, via a scoped forward pre-hook. `first` sees
+    the first batch's outputs (N, C) and may raise Skipped."""
     import torch
     from torch import nn
 
@@ -89,6 +95,8 @@ def stream(ctx: Context, x_all: np.ndarray, n: int, batch_size: int, keep: int) 
             out = ctx.forward(x)
             _check_output(out, len(x))
             outputs.append(out.detach().float().reshape(len(x), -1).cpu().numpy())
+            if first is not None and start == 0:
+                first(outputs[0])
             if start < keep and "input" in seen:
                 layer = layer or seen["layer"]
                 feats = seen["input"].detach().float()
