@@ -343,6 +343,12 @@ def test_compare_says_why_evaluations_are_not_compared(tmp_path: Path) -> None:
                                   ReportConfig(preset="quick", only=ONLY, cache=False))
     html = (compare(a, regression).save(tmp_path / "cmp") / "index.html").read_text()
     assert "Evaluations are not compared: per-class scores need two classifiers" in html
+    other = nnreport.inspect(MLP(classes=1), _regression_data(), ReportConfig(preset="quick", only=ONLY, cache=False))
+    report = compare(regression, other)
+    html = (report.save(tmp_path / "cmp2") / "index.html").read_text()
+    ra, rb = regression.result("evaluation").regression, other.result("evaluation").regression
+    assert "RMSE" in html and f"{ra.rmse:.4f}" in html and f"{rb.rmse:.4f}" in html
+    assert "RMSE" in report.markdown()
 
 
 def _values(spec: Any) -> list[dict[str, Any]]:

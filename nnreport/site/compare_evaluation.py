@@ -82,6 +82,12 @@ def _metrics(a: EvaluationResult, b: EvaluationResult) -> tuple[Row, ...]:
     return tuple(rows)
 
 
+def _regression_metrics(a: EvaluationResult, b: EvaluationResult) -> tuple[Row, ...]:
+    ra, rb = a.regression, b.regression
+    assert ra is not None and rb is not None
+    return (_row("MAE", ra.mae, rb.mae, 4), _row("RMSE", ra.rmse, rb.rmse, 4), _row("R²", ra.r2, rb.r2))
+
+
 def _f1_chart(a: EvaluationResult, b: EvaluationResult, names: tuple[str, str], assets: Assets) -> ChartRef:
     import altair as alt
 
@@ -160,6 +166,8 @@ def compare_evaluations(a: EvaluationResult | None, b: EvaluationResult | None, 
     """The section's context; None when neither report has an evaluation (the section is left out)."""
     if a is None and b is None:
         return None
+    if a is not None and b is not None and a.regression is not None and b.regression is not None:
+        return EvaluationComparison(samples=a.samples, metrics=_regression_metrics(a, b))
     reason = why_not(a, b, names)
     if reason:
         return EvaluationComparison(reason=reason)
@@ -176,12 +184,16 @@ def evaluation_markdown(a: EvaluationResult | None, b: EvaluationResult | None, 
     """Lines for the comparison's summary.md: macro-F1 and ECE of both, and the classes whose F1 moved most."""
     if a is None and b is None:
         return ""
-    reason = why_not(a, b, names)
+    regression = a is not None and b is not None and a.regression is not None and b.regression is not None
+    reason = "" if regression else why_not(a, b, names)
     if reason:
         return f"Evaluation not compared: {reason}."
     assert a is not None and b is not None
+    rows = _regression_metrics(a, b) if regression else _metrics(a, b)
     lines = [f"**Evaluation** ({a.samples:,} test samples): " + "; ".join(
-        f"{r.name} {r.a} → {r.b}" + (f" ({r.change})" if r.changed else "") for r in _metrics(a, b))]
+        f"{r.name} {r.a} → {r.b}" + (f" ({r.change})" if r.changed else "") for r in rows)]
+    if regression:
+        return lines[0]
     moved = sorted(zip(a.per_class, b.per_class, strict=True), key=lambda p: (-abs(p[1].f1 - p[0].f1), p[0].name))
     moved = [p for p in moved if p[0].f1 != p[1].f1][:5]
     if moved:
