@@ -267,7 +267,7 @@ def _run_analysis(name: str, data: object = None, checkpoints: tuple = ()) -> ob
     from nnreport.analyses.landscape import LandscapeConfig, LandscapeResult
     from nnreport.config import ReportConfig
     from nnreport.context import Context
-    from nnreport.landscape.report import run
+    from nnreport.landscape.analysis import run
 
     model, inputs = ZOO[name]()
     cfg = ReportConfig(preset="quick", analyses={"landscape": dict(
@@ -343,7 +343,7 @@ def test_sharpness_map_and_recomputed_batchnorm() -> None:
     from nnreport.analyses.landscape import LandscapeConfig
     from nnreport.config import ReportConfig
     from nnreport.context import Context
-    from nnreport.landscape.report import run
+    from nnreport.landscape.analysis import run
 
     model, inputs = ZOO["resnet"]()
     data = _image_data(3, 10)

@@ -149,6 +149,6 @@ class LandscapeResult:
 @analysis("landscape", title="Loss landscape", config=LandscapeConfig, result=LandscapeResult, order=50)
 def landscape(ctx: Context, config: LandscapeConfig) -> LandscapeResult:
     """Loss and accuracy around the trained weights along filter-normalised random directions."""
-    from nnreport.landscape.report import run
+    from nnreport.landscape.analysis import run
 
     return run(ctx, config)

@@ -219,6 +219,6 @@ class RelevanceResult:
 @analysis("relevance", title="Relevance heatmaps", config=RelevanceConfig, result=RelevanceResult, order=30)
 def relevance(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
     """Relevance maps of many methods side by side, scored by region perturbation and sanity checks."""
-    from nnreport.relevance.report import run
+    from nnreport.relevance.analysis import run
 
     return run(ctx, config)
