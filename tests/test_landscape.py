@@ -264,10 +264,10 @@ def test_sweep_on_evaluator_is_deterministic() -> None:
 
 
 def _run_analysis(name: str, data: object = None, checkpoints: tuple = ()) -> object:
-    from nnreport.analyses.landscape import LandscapeConfig, LandscapeResult
     from nnreport.config import ReportConfig
     from nnreport.context import Context
     from nnreport.landscape.analysis import run
+    from nnreport.landscape.results import LandscapeConfig, LandscapeResult
 
     model, inputs = ZOO[name]()
     cfg = ReportConfig(preset="quick", analyses={"landscape": dict(
@@ -340,10 +340,10 @@ def test_analysis_with_checkpoints_draws_a_path() -> None:
 
 def test_sharpness_map_and_recomputed_batchnorm() -> None:
     """The thorough preset's |λmin/λmax| map, and BatchNorm statistics recomputed per point, on a BN model."""
-    from nnreport.analyses.landscape import LandscapeConfig
     from nnreport.config import ReportConfig
     from nnreport.context import Context
     from nnreport.landscape.analysis import run
+    from nnreport.landscape.results import LandscapeConfig
 
     model, inputs = ZOO["resnet"]()
     data = _image_data(3, 10)

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from nnreport import codec, scoped
-from nnreport.analyses.neurons import ActivationsResult, FacetsResult, FeatvisResult
 from nnreport.config import ReportConfig
 from nnreport.datasets import load_builtin
 from nnreport.neurons.layers import capture, representative
@@ -27,6 +26,7 @@ from nnreport.neurons.regularisers import (
     gaussian_blur,
     l2_decay,
 )
+from nnreport.neurons.results import ActivationsResult, FacetsResult, FeatvisResult
 from nnreport.neurons.topk import TopK, argmax_positions, stream
 from nnreport.scoped import small_model_threads
 
@@ -398,7 +398,7 @@ class Block:
         if name == "torch" or name.startswith("torch."):
             raise ImportError("blocked")
 sys.meta_path.insert(0, Block())
-import nnreport.analyses.neurons, nnreport.site.pages.neurons
+import nnreport.neurons.results, nnreport.site.pages.neurons
 """
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 

@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from nnreport import api, codec
-from nnreport.analyses.playground import PlaygroundResult
 from nnreport.config import ReportConfig
 from nnreport.datasets import load_builtin
 from nnreport.playground.planes import dequantise, pick_snapshots, quantise
+from nnreport.playground.results import PlaygroundResult
 from nnreport.site.build import render
 from nnreport.subject import Subject
 from nnreport.zoo import playground_mlp

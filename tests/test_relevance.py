@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from nnreport import codec
-from nnreport.analyses.relevance import RelevanceResult
 from nnreport.config import ReportConfig
 from nnreport.datasets import load_builtin
+from nnreport.relevance.results import RelevanceResult
 
 from models import ZOO, TinyCNN
 
@@ -44,7 +44,7 @@ def run_relevance(model: nn.Module, data: object = None, example_inputs: object 
 
 def test_modules_import_without_torch() -> None:
     code = ("import sys; sys.modules['torch'] = None\n"
-            "import nnreport.analyses.relevance, nnreport.site.pages.relevance\n"
+            "import nnreport.relevance.results, nnreport.site.pages.relevance\n"
             "print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.stdout.strip() == "ok", out.stderr

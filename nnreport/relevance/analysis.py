@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nnreport.analyses.relevance import (
+from nnreport.errors import Skipped
+from nnreport.relevance.results import (
     METHOD_TEXT,
     ConservationResult,
     CurveResult,
@@ -19,7 +20,6 @@ from nnreport.analyses.relevance import (
     RelevanceConfig,
     RelevanceResult,
 )
-from nnreport.errors import Skipped
 
 if TYPE_CHECKING:
     import torch

@@ -13,7 +13,7 @@ from nnreport.site import images
 from nnreport.site.pages import page
 
 if TYPE_CHECKING:
-    from nnreport.analyses.cnnvis import CNNVisResult, LayerGroup
+    from nnreport.cnnvis.results import CNNVisResult, LayerGroup
     from nnreport.inspection import AnalysisRecord, Inspection
     from nnreport.site.assets import Assets, ImageRef
 

@@ -15,8 +15,8 @@ from nnreport.site.formatting import fmt_float
 from nnreport.site.pages import page
 
 if TYPE_CHECKING:
-    from nnreport.analyses.landscape import Curve, LandscapeResult, Surface
     from nnreport.inspection import AnalysisRecord, Inspection
+    from nnreport.landscape.results import Curve, LandscapeResult, Surface
     from nnreport.site.assets import Assets, ChartRef
 
 SIZE = 300

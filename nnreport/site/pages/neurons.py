@@ -11,7 +11,8 @@ from nnreport.site import images
 from nnreport.site.pages import page
 
 if TYPE_CHECKING:
-    from nnreport.analyses.neurons import (
+    from nnreport.inspection import AnalysisRecord, Inspection
+    from nnreport.neurons.results import (
         ActivationsResult,
         ClassFacets,
         FacetsResult,
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
         LayerActivations,
         LayerFeatvis,
     )
-    from nnreport.inspection import AnalysisRecord, Inspection
     from nnreport.site.assets import Assets, ChartRef, ImageRef
 
 ANALYSES = ("activations", "featvis", "facets")

@@ -13,8 +13,8 @@ from nnreport.site import images
 from nnreport.site.pages import page
 
 if TYPE_CHECKING:
-    from nnreport.analyses.playground import NeuronLayer, PlaygroundResult
     from nnreport.inspection import AnalysisRecord, Inspection
+    from nnreport.playground.results import NeuronLayer, PlaygroundResult
     from nnreport.site.assets import Assets
 
 NODE = 44  # drawn size of a neuron map

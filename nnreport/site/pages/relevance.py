@@ -13,8 +13,8 @@ from nnreport.site.formatting import fmt_float
 from nnreport.site.pages import page
 
 if TYPE_CHECKING:
-    from nnreport.analyses.relevance import MethodResult, RelevanceResult
     from nnreport.inspection import AnalysisRecord, Inspection
+    from nnreport.relevance.results import MethodResult, RelevanceResult
     from nnreport.site.assets import Assets, ChartRef, ImageRef
 
 DIVERGING: images.ColourMap = "rdbu"
@@ -296,7 +296,7 @@ def _table(res: RelevanceResult) -> tuple[TableRow, ...]:
 
 
 def _card(m: MethodResult) -> Card:
-    from nnreport.analyses.relevance import METHOD_TEXT
+    from nnreport.relevance.results import METHOD_TEXT
 
     t = METHOD_TEXT[m.key]
     return Card(m.key, m.title, m.signed, m.settings, t.shows, t.weaknesses, t.reference, m.notes, m.skipped,
