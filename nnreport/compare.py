@@ -95,7 +95,7 @@ def _key_rows(summary: SummaryResult | None) -> dict[tuple[str, int], LayerRow]:
 
 
 def _shape_text(row: LayerRow | None) -> str:
-    from nnreport.site.formatting import fmt_shapes
+    from nnreport.formatting import fmt_shapes
 
     return fmt_shapes([s[1:] for s in row.output_shapes]) if row is not None else ""
 

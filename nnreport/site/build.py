@@ -15,11 +15,10 @@ from typing import Any
 
 import jinja2
 
-from nnreport import __version__
+from nnreport import __version__, formatting
 from nnreport.errors import UsageError
 from nnreport.inspection import AnalysisRecord, Inspection
 from nnreport.resources import resource_dir
-from nnreport.site import formatting
 from nnreport.site.assets import Assets
 from nnreport.site.pages import PageSpec, load_pages
 from nnreport.site.themes import Theme, load_theme

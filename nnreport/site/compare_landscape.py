@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nnreport.formatting import fmt_float
 from nnreport.landscape import drawing
-from nnreport.site.formatting import fmt_float
 
 if TYPE_CHECKING:
     from nnreport.landscape.results import Curve, LandscapeResult, Surface

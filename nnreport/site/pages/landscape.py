@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nnreport.formatting import fmt_float
 from nnreport.landscape import drawing
 from nnreport.site import images
-from nnreport.site.formatting import fmt_float
 from nnreport.site.pages import page
 
 if TYPE_CHECKING:
