@@ -15,13 +15,14 @@ from typing import Any
 
 import jinja2
 
-from nnreport import __version__, formatting
+from nnreport import __version__
 from nnreport.errors import UsageError
 from nnreport.inspection import AnalysisRecord, Inspection
 from nnreport.resources import resource_dir
 from nnreport.site.assets import Assets
 from nnreport.site.pages import PageSpec, load_pages
 from nnreport.site.themes import Theme, load_theme
+from nnreport.templating import environment
 
 SINGLE_FILE_NAME = "report.html"
 MARKER = ".nnreport"  # marks a folder as an nnreport output, which a rebuild may replace
@@ -77,19 +78,6 @@ def chart_runtime() -> bytes:
     import vl_convert
 
     return vl_convert.javascript_bundle().encode("utf-8")  # type: ignore[call-arg]  # the stub omits the default
-
-
-def environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(resource_dir("templates"))),
-        autoescape=jinja2.select_autoescape(["html", "svg"], default=False),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(formatting.FILTERS)
-    return env
 
 
 def links(env: jinja2.Environment, url: Callable[[str], str], page_url: Callable[[str], str],
