@@ -204,7 +204,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from nnreport.compare import compare, parse_names
+    from nnreport.api import compare
+    from nnreport.compare import parse_names
 
     config = _config(args)
     _check_theme(config.theme)
