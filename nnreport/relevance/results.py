@@ -90,7 +90,6 @@ METHOD_TEXT: dict[str, MethodText] = {
         "LRP ε-z⁺", True, "LRP with z⁺ on convolutions and ε on dense layers (no special input rule).",
         "As ε-z⁺-flat, but the input layer's rule depends on the input's signs.", "Montavon et al. 2019"),
 }
-SIGNED = {k: v.signed for k, v in METHOD_TEXT.items()}
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ GAP_Y = 16  # between clusters
 BLOCK_GAP = 10  # extra space between biclusters (rows) and half of it between column biclusters
 EDGE_GAP = 120  # between a column's matrix and the next column's rectangles
 HEADER = 78  # room for the layer strip and the group headers
-STRIP_Y = 8  # the layer strip at the very top
 EDGE_SHARE = 0.2  # edges weaker than this share of the strongest in their layer pair are left out
 BUNDLE = 0.6  # how far edges are pulled towards the middle of the gap (0 = straight, 1 = one point)
 POSITIVE, NEGATIVE = "#b2182b", "#2166ac"
