@@ -17,14 +17,7 @@ from nnreport.landscape.surface import Evaluator, make_batches, sweep
 
 from models import MLP, ZOO, ResNetLike, TinyCNN
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> object:
-    """One intra-op thread: on a busy 2-core machine two spinning OpenMP threads make tiny models 10× slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny models run faster on one thread
 
 
 def _data(n: int = 48, channels: int = 3, size: int = 16, classes: int = 10) -> tuple[torch.Tensor, torch.Tensor]:

@@ -28,7 +28,6 @@ from nnreport.neurons.regularisers import (
 )
 from nnreport.neurons.results import ActivationsResult, FacetsResult, FeatvisResult
 from nnreport.neurons.topk import TopK, argmax_positions, stream
-from nnreport.scoped import small_model_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 NEURONS = ("activations", "featvis", "facets")
@@ -53,11 +52,7 @@ class TinyCNN(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """As the analyses do for small models (direct calls of the optimiser here bypass them)."""
-    with small_model_threads(nn.Linear(1, 1)):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny models run faster on one thread
 
 
 @pytest.fixture(scope="module")

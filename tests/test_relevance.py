@@ -21,13 +21,7 @@ from models import ZOO, TinyCNN
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():  # type: ignore[no-untyped-def]
-    """Small tensors: a second intra-op thread mostly spins on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny models run faster on one thread
 
 
 def quick(**overrides: object) -> ReportConfig:

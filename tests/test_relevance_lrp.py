@@ -14,14 +14,7 @@ from nnreport.relevance import attribute, explain, prepare
 
 from models import MLP, ResNetLike, TinyCNN, resnet18_like
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():  # type: ignore[no-untyped-def]
-    """Small tensors: a second intra-op thread mostly spins on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny models run faster on one thread
 
 
 RULES = ["zero", "epsilon", "gamma", "alpha2_beta1", "alpha1_beta0", "zplus", "flat", "wsquare", "zbox"]
@@ -312,3 +305,4 @@ def test_batches_split_to_the_memory_budget_give_the_same_maps(method: str, monk
     parts = methods.explain(canon_small, x, None, method, steps=8)
     assert torch.allclose(whole.relevance, parts.relevance, atol=1e-6)
     assert torch.allclose(whole.scores, parts.scores)
+
