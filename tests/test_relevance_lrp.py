@@ -306,3 +306,19 @@ def test_batches_split_to_the_memory_budget_give_the_same_maps(method: str, monk
     assert torch.allclose(whole.relevance, parts.relevance, atol=1e-6)
     assert torch.allclose(whole.scores, parts.scores)
 
+
+def test_every_rule_name_has_one_table_entry_with_its_description() -> None:
+    from nnreport.relevance.lrp import rules as lrp
+
+    assert set(lrp.RULE_NAMES) == set(lrp.RULES) == set(RULES)
+    for name in lrp.RULE_NAMES:
+        assert lrp.Rule(name).describe()  # type: ignore[arg-type]
+    with pytest.raises(KeyError, match="known rules: zero"):
+        lrp.Rule("nonsense").describe()  # type: ignore[arg-type]
+
+
+def test_stabilise_treats_both_zeros_as_positive() -> None:
+    from nnreport.relevance.lrp.rules import stabilise
+
+    z = torch.tensor([-0.0, 0.0, -2.0, 3.0])
+    assert stabilise(z, 0.5).tolist() == [0.5, 0.5, -2.5, 3.5]
