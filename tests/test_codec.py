@@ -100,3 +100,14 @@ def test_encoding_is_canonical_whatever_the_key_order(maps: dict[str, np.ndarray
     assert codec.to_files(shuffled) == files
     # ... and a round trip through the files changes nothing either.
     assert codec.to_files(codec.from_files(Maps, *files)) == files
+
+
+def test_inspection_get_returns_a_typed_result() -> None:
+    from nnreport.inspection import Inspection
+
+    insp = Inspection(manifest=None, results={"maps": Maps({})})  # type: ignore[arg-type]
+    assert insp.get("maps", Maps) == Maps({}) and insp.get("absent", Maps) is None
+    with pytest.raises(TypeError, match="not a Inner"):
+        insp.get("maps", Inner)
+    with pytest.raises(KeyError, match="no absent result"):
+        insp.require("absent", Maps)

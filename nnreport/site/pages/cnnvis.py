@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nnreport.cnnvis.results import CNNVisResult, LayerGroup
 from nnreport.site import images
 from nnreport.site.pages import page
 
 if TYPE_CHECKING:
-    from nnreport.cnnvis.results import CNNVisResult, LayerGroup
     from nnreport.inspection import AnalysisRecord, Inspection
     from nnreport.site.assets import Assets, ImageRef
 
@@ -217,7 +217,7 @@ def _similarity(r: CNNVisResult, assets: Assets) -> ImageRef:
 
 @page("cnnvis", title="CNNVis", analyses=("cnnvis",), order=60)
 def cnnvis_page(insp: Inspection, assets: Assets) -> CNNVisPage:
-    r: Any = insp.result("cnnvis")
+    r = insp.require("cnnvis", CNNVisResult)
     profiles = [abs(float(v)) for g in r.groups for c in g.clusters for v in c.profile]
     vmax = max(profiles) if profiles else 1.0
     x, columns, anchors, bottom = 20.0, [], [], _top(r)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from nnreport.analyses.summary import SummaryResult
 from nnreport.site.pages import page
 
 if TYPE_CHECKING:
-    from nnreport.analyses.summary import SummaryResult
     from nnreport.inspection import AnalysisRecord, Inspection, ModelInfo, Provenance
     from nnreport.site.assets import Assets, ChartRef
 
@@ -61,7 +61,7 @@ def _accuracy_chart(summary: SummaryResult, model: ModelInfo, assets: Assets) ->
 
 @page("index", title="Overview", analyses=(), order=0)
 def index_page(insp: Inspection, assets: Assets) -> IndexPage:
-    summary: Any = insp.result("summary")
+    summary = insp.get("summary", SummaryResult)
     charts = []
     if summary is not None:
         charts = [c for c in (_layer_chart(summary, assets), _accuracy_chart(summary, insp.manifest.model, assets)) if c]

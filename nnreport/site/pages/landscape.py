@@ -11,12 +11,12 @@ import numpy as np
 
 from nnreport.formatting import fmt_float
 from nnreport.landscape import drawing
+from nnreport.landscape.results import Curve, LandscapeResult, Surface
 from nnreport.site import images
 from nnreport.site.pages import page
 
 if TYPE_CHECKING:
     from nnreport.inspection import AnalysisRecord, Inspection
-    from nnreport.landscape.results import Curve, LandscapeResult, Surface
     from nnreport.site.assets import Assets, ChartRef
 
 SIZE = 300
@@ -189,7 +189,7 @@ def _numbers(r: LandscapeResult) -> tuple[Fact, ...]:
 @page("landscape", title="Loss landscape", analyses=("landscape",), order=50,
       markdown=lambda insp: landscape_markdown(insp))
 def landscape_page(insp: Inspection, assets: Assets) -> LandscapePage:
-    r: Any = insp.result("landscape")
+    r = insp.require("landscape", LandscapeResult)
     record = insp.record("landscape")
     plane = assets.chart(contour_chart(r.plane, "Loss on a random plane"), "Contour plot of the loss on a random plane",
                          "Colour: loss (log scale); white lines: labelled loss levels; cross: the trained weights.")
@@ -250,7 +250,7 @@ def _ratio_map(surface: Surface) -> Any:
 
 
 def landscape_markdown(insp: Inspection) -> str:
-    r: Any = insp.result("landscape")
+    r = insp.get("landscape", LandscapeResult)
     if r is None:
         return ""
     s = r.shape

@@ -5,16 +5,16 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nnreport.playground.results import NeuronLayer, PlaygroundResult
 from nnreport.site import images
 from nnreport.site.pages import page
 
 if TYPE_CHECKING:
     from nnreport.inspection import AnalysisRecord, Inspection
-    from nnreport.playground.results import NeuronLayer, PlaygroundResult
     from nnreport.site.assets import Assets
 
 NODE = 44  # drawn size of a neuron map
@@ -279,7 +279,7 @@ def _stats(r: PlaygroundResult) -> tuple[str, ...]:
 
 @page("playground", title="Playground", analyses=("playground",), order=70)
 def playground_page(insp: Inspection, assets: Assets) -> PlaygroundPage:
-    r: Any = insp.result("playground")
+    r = insp.require("playground", PlaygroundResult)
     grid = len(r.xs)
     placed, sw, sh = _sprite_layout(r.layers, grid)
     columns, nodes, edges, frames, width, height = _network(r, placed)

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nnreport.formatting import fmt_float
+from nnreport.relevance.results import MethodResult, RelevanceResult
 from nnreport.site import images
 from nnreport.site.pages import page
 
 if TYPE_CHECKING:
     from nnreport.inspection import AnalysisRecord, Inspection
-    from nnreport.relevance.results import MethodResult, RelevanceResult
     from nnreport.site.assets import Assets, ChartRef, ImageRef
 
 DIVERGING: images.ColourMap = "rdbu"
@@ -317,7 +317,7 @@ def _perturbation_text(res: RelevanceResult) -> tuple[str, str]:
 
 def relevance_markdown(insp: Inspection) -> str:
     """Key numbers for summary.md: the best and worst MoRF AOPC against the random order."""
-    res: Any = insp.result("relevance")
+    res = insp.get("relevance", RelevanceResult)
     if res is None or res.perturbation is None or not res.perturbation.curves:
         return ""
     p = res.perturbation
@@ -332,7 +332,7 @@ def relevance_markdown(insp: Inspection) -> str:
 
 @page("relevance", title="Relevance", analyses=("relevance",), order=30, markdown=relevance_markdown)
 def relevance_page(insp: Inspection, assets: Assets) -> RelevancePage:
-    res: Any = insp.result("relevance")
+    res = insp.require("relevance", RelevanceResult)
     record = insp.record("relevance")
     records = tuple(r for r in (record,) if r is not None)
     titles = {m.key: m.title for m in res.methods}
