@@ -4,7 +4,7 @@ SmoothGrad, Grad-CAM, Occlusion and LRP, side by side, scored by region perturba
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 
@@ -12,84 +12,6 @@ MethodKey = Literal["sensitivity", "saliency", "gradient", "deconvnet", "guided_
                     "integrated_gradients", "smoothgrad", "gradcam", "occlusion", "lrp_epsilon_plus_flat",
                     "lrp_epsilon_gamma_box", "lrp_epsilon_alpha2_beta1", "lrp_epsilon_plus"]
 Replacement = Literal["uniform", "zero", "blur"]
-
-
-@dataclass(frozen=True)
-class MethodText:
-    title: str
-    signed: bool
-    shows: str
-    weaknesses: str
-    reference: str
-
-
-METHOD_TEXT: dict[str, MethodText] = {
-    "sensitivity": MethodText(
-        "Sensitivity (g²)", False,
-        "How strongly the score reacts to a small change of each input: the squared partial derivative.",
-        "Explains the local slope, not the decision itself; noisy and often off the object (Samek et al. 2017).",
-        "Simonyan et al. 2014; Samek et al. 2017"),
-    "saliency": MethodText(
-        "Saliency (|g|)", False, "The absolute gradient of the score: where a small change matters most.",
-        "Same as sensitivity: local slope only, shattered gradients in deep ReLU nets.", "Simonyan et al. 2014"),
-    "gradient": MethodText(
-        "Gradient", True, "The signed gradient: which direction of change raises the score.",
-        "Local, noisy; positive does not mean 'evidence present'.", "Baehrens et al. 2010"),
-    "deconvnet": MethodText(
-        "Deconvnet", True,
-        "Backward pass where each ReLU lets only positive signals through, ignoring the forward activation.",
-        "Largely class-insensitive: it reconstructs input structure rather than the decision (Nie et al. 2018).",
-        "Zeiler & Fergus 2014"),
-    "guided_backprop": MethodText(
-        "Guided Backprop", True,
-        "Backward pass that keeps positive gradients at active ReLUs only: sharp, image-like maps.",
-        "Fails the parameter-randomisation check on many nets (Adebayo et al. 2018): edges, not evidence.",
-        "Springenberg et al. 2015"),
-    "input_x_gradient": MethodText(
-        "Input × Gradient", True, "Each input times its gradient: a first-order contribution to the score.",
-        "Equals LRP-0 on ReLU nets and inherits its noise; zero inputs never get relevance.", "Shrikumar et al. 2016"),
-    "integrated_gradients": MethodText(
-        "Integrated Gradients", True,
-        "Gradients averaged along the straight path from a baseline to the input, times the input difference; "
-        "the map sums to f(x) − f(baseline).",
-        "Depends on the baseline; costs one gradient per step; can attribute to baseline-like regions.",
-        "Sundararajan et al. 2017"),
-    "smoothgrad": MethodText(
-        "SmoothGrad", False, "The absolute gradient averaged over noisy copies of the input: a denoised saliency.",
-        "Still a slope, not a contribution; noise level changes the picture; many forward/backward passes.",
-        "Smilkov et al. 2017"),
-    "gradcam": MethodText(
-        "Grad-CAM", False,
-        "The last convolution's feature maps weighted by their average gradient, ReLU'd and upsampled.",
-        "Coarse (the last conv's resolution); only positive evidence; needs a convolutional net.",
-        "Selvaraju et al. 2017"),
-    "occlusion": MethodText(
-        "Occlusion", True, "How much the score drops when a patch is replaced by the baseline.",
-        "Patch size sets the resolution; replacing with a constant creates unnatural inputs; many forward passes.",
-        "Zeiler & Fergus 2014"),
-    "lrp_epsilon_plus_flat": MethodText(
-        "LRP ε-z⁺-flat", True,
-        "Relevance propagated layer by layer from the score: z⁺ on convolutions, ε on dense layers, flat on the "
-        "input layer. Conservative: the map sums (nearly) to the score.",
-        "Rules are chosen per layer type; z⁺ shows only positive evidence below the top; biases absorb relevance; "
-        "the flat input rule ignores the input values (on feature vectors every feature of a first-layer neuron "
-        "gets the same share).",
-        "Bach et al. 2015; Montavon et al. 2019"),
-    "lrp_epsilon_gamma_box": MethodText(
-        "LRP ε-γ-box", True,
-        "LRP with γ on convolutions (favours positive contributions), ε on dense layers and z^B on the input "
-        "layer, which respects the input's value bounds.",
-        "γ and the bounds are settings; relevance is absorbed where γ-normalisers exceed the output.",
-        "Montavon et al. 2019; Kohlbrenner et al. 2020"),
-    "lrp_epsilon_alpha2_beta1": MethodText(
-        "LRP ε-α2β1", True,
-        "LRP with α=2, β=1 on convolutions: positive contributions counted twice, negative ones subtracted.",
-        "Not conservative where a neuron has only positive (or only negative) inputs; can over-amplify.",
-        "Bach et al. 2015"),
-    "lrp_epsilon_plus": MethodText(
-        "LRP ε-z⁺", True, "LRP with z⁺ on convolutions and ε on dense layers (no special input rule).",
-        "As ε-z⁺-flat, but the input layer's rule depends on the input's signs.", "Montavon et al. 2019"),
-}
 
 
 @dataclass(frozen=True)
@@ -129,7 +51,7 @@ class RelevanceConfig:
                               "gradcam", "occlusion", "lrp_epsilon_plus_flat", "lrp_epsilon_gamma_box")},
         "thorough": {"per_class": 2, "ig_steps": 64, "smoothgrad_samples": 32, "perturbation_samples": 96,
                      "steps": 32, "random_orderings": 4, "randomisation_samples": 16, "cascade_steps": 5,
-                     "mask_samples": 200, "methods": tuple(METHOD_TEXT)},
+                     "mask_samples": 200, "methods": get_args(MethodKey)},
     }
 
 

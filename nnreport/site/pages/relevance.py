@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nnreport.formatting import fmt_float
+from nnreport.relevance.catalogue import RECORDS
 from nnreport.relevance.results import MethodResult, RelevanceResult
 from nnreport.site import images
 from nnreport.site.pages import page
@@ -296,9 +297,7 @@ def _table(res: RelevanceResult) -> tuple[TableRow, ...]:
 
 
 def _card(m: MethodResult) -> Card:
-    from nnreport.relevance.results import METHOD_TEXT
-
-    t = METHOD_TEXT[m.key]
+    t = RECORDS[m.key]
     return Card(m.key, m.title, m.signed, m.settings, t.shows, t.weaknesses, t.reference, m.notes, m.skipped,
                 f"{m.seconds_per_sample * 1000:.2f} ms per sample" if m.seconds_per_sample is not None else "")
 
