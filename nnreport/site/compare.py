@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nnreport import __version__
-from nnreport.resources import resource_dir
 from nnreport.site import images
 from nnreport.site.assets import Assets, ChartRef, ImageRef
 from nnreport.site.build import (
@@ -17,11 +16,13 @@ from nnreport.site.build import (
     SINGLE_FILE_NAME,
     NavItem,
     SiteInfo,
-    chart_runtime,
+    cap_summary,
+    data_uri,
     environment,
     links,
     render_files,
     shared_files,
+    single_file_page,
     write_atomic,
 )
 from nnreport.site.compare_graph import GraphComparison, compare_graphs, graph_markdown
@@ -133,7 +134,7 @@ def render_comparison(a: Inspection, b: Inspection, result: Comparison, out: str
     nav = (NavItem("index", "Differences", "ok"),) + tuple(NavItem(f"side-{s}", t, "ok") for s, t in sides)
     page_spec = PageSpec("index", "Differences", (), 0, "compare.html", lambda *_: None)
     files: dict[str, bytes] = {}
-    links(env, url=(lambda p: p) if not single_file else (lambda p: _data_uri(assets.files[p])),
+    links(env, url=(lambda p: p) if not single_file else (lambda p: data_uri(p, assets.files[p])),
           page_url=lambda slug: f"{slug}.html", anchor=lambda slug, frag="": f"{slug}.html#{frag}")
 
     def render(template: str, spec: PageSpec, page: Any, layout: str = "base.html") -> str:
@@ -146,11 +147,8 @@ def render_comparison(a: Inspection, b: Inspection, result: Comparison, out: str
         embedded = {"a": files_a[SINGLE_FILE_NAME].decode(), "b": files_b[SINGLE_FILE_NAME].decode()}
         site = SiteInfo(f"{result.names[0]} vs {result.names[1]} — nnreport compare", (NavItem("index", "Differences", "ok"),),
                         "index", theme_obj, b, __version__, True, COMPARE_CSP)
-        files[SINGLE_FILE_NAME] = env.get_template("compare_single.html").render(
-            site=site, body=body, embedded=embedded, names=result.names, css=theme_obj.css,
-            runtime=chart_runtime().decode("utf-8"),
-            script=(resource_dir("templates") / "static" / "nnreport.js").read_text(encoding="utf-8"),
-        ).encode("utf-8")
+        files[SINGLE_FILE_NAME] = single_file_page(env, "compare_single.html", site, body=body, embedded=embedded,
+                                                   names=result.names).encode("utf-8")
     else:
         files["index.html"] = render("compare.html", page_spec, context).encode("utf-8")
         for slug, title in sides:
@@ -166,17 +164,10 @@ def render_comparison(a: Inspection, b: Inspection, result: Comparison, out: str
     return write_atomic(files, out)
 
 
-def _data_uri(data: bytes) -> str:
-    import base64
-
-    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-
-
 def comparison_markdown(a: Inspection, b: Inspection, result: Comparison) -> str:
     """A diff table for a pull-request comment (under 60,000 characters)."""
     text = environment().get_template("compare.md").render(
         r=result, a=a.manifest, b=b.manifest,
         landscape=landscape_markdown(a.result("landscape"), b.result("landscape"), result.names),
         graph=graph_markdown(a.result("graph"), b.result("graph"), result.names))
-    limit = 60_000
-    return text if len(text) <= limit else text[: limit - 40] + "\n\n_(summary truncated)_\n"
+    return cap_summary(text)
