@@ -15,7 +15,7 @@ from nnreport.inspection import Inspection
 from nnreport.progress import ProgressFn, silent
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
 
 def inspect(
@@ -33,18 +33,11 @@ def inspect(
     `data` is a Dataset, a data spec string (e.g. "digits"), arrays/tensors `(x, y)` or a torch Dataset.
     """
     from nnreport import inspector
-    from nnreport.loading import example_inputs as default_inputs
-    from nnreport.loading import load_data, load_model
+    from nnreport.loading import resolve
 
     config = config or ReportConfig()
-    subject = load_model(model, seed=config.seed)
-    dataset = load_data(data, config.seed) if data is not None else (
-        load_data(subject.data, config.seed) if subject.data is not None else None)
-    if example_inputs is not None:
-        inputs: tuple[torch.Tensor, ...] = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
-    else:
-        inputs = default_inputs(subject, dataset, input_shape, config.seed)
-    return inspector.inspect(subject, dataset, config, example_inputs=inputs, progress=progress,
+    subject = resolve(model, data, inputs=example_inputs, input_shape=input_shape, seed=config.seed)
+    return inspector.inspect(subject, config, progress=progress,
                              model_spec=model_spec or (model if isinstance(model, str) else ""))
 
 
@@ -114,16 +107,16 @@ class ComparisonReport:
 
 
 def compare(a: Any, b: Any, data: Any = None, config: ReportConfig | None = None, names: tuple[str, str] = ("A", "B"),
-            progress: ProgressFn = silent) -> ComparisonReport:
+            progress: ProgressFn = silent, input_shape: str | None = None) -> ComparisonReport:
     """Compare two models (nn.Module, Subject, model spec or Report) or two saved inspections (Inspection
     or bundle folder). Models are inspected with the same config, data and seed, so that every analysis
-    sees the same inputs, grid and directions."""
+    sees the same inputs, grid and directions (`input_shape`: synthetic inputs where there is no data)."""
     from nnreport.loading import load_data
 
     config = config or ReportConfig()
     dataset = load_data(data, config.seed) if data is not None else None
-    insp_a, subj_a = _as_inspection(a, dataset, config, progress, names[0])
-    insp_b, subj_b = _as_inspection(b, dataset, config, progress, names[1])
+    insp_a, subj_a = _as_inspection(a, dataset, config, progress, names[0], input_shape)
+    insp_b, subj_b = _as_inspection(b, dataset, config, progress, names[1], input_shape)
     if dataset is None:
         dataset = _builtin_data(insp_a, config.seed)
     details = _flip_details(subj_a, subj_b, dataset) if subj_a is not None and subj_b is not None else None
@@ -132,7 +125,8 @@ def compare(a: Any, b: Any, data: Any = None, config: ReportConfig | None = None
     return ComparisonReport(insp_a, insp_b, compare_inspections(insp_a, insp_b, names, details))
 
 
-def _as_inspection(item: Any, data: Any, config: ReportConfig, progress: ProgressFn, label: str) -> tuple[Inspection, Any]:
+def _as_inspection(item: Any, data: Any, config: ReportConfig, progress: ProgressFn, label: str,
+                   input_shape: str | None = None) -> tuple[Inspection, Any]:
     from nnreport.loading import load_model
 
     if isinstance(item, Inspection):
@@ -142,7 +136,8 @@ def _as_inspection(item: Any, data: Any, config: ReportConfig, progress: Progres
     if isinstance(item, (str, Path)) and Path(item).is_dir():
         return Inspection.load(item), None
     subject = load_model(item, seed=config.seed)
-    return inspect(subject, data, config, progress=progress, model_spec=str(item) if isinstance(item, str) else label), subject
+    return inspect(subject, data, config, input_shape=input_shape, progress=progress,
+                   model_spec=str(item) if isinstance(item, str) else label), subject
 
 
 def _flip_details(subject_a: Any, subject_b: Any, data: Any) -> Any:

@@ -89,7 +89,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("nnreport.cli", "nnreport.__main__"),
     ("nnreport.api",),
     ("nnreport.inspector", "nnreport.site"),                      # schedule analyses | render results
-    ("nnreport.inspection", "nnreport.compare"),                  # read every analysis's results
+    ("nnreport.inspection", "nnreport.compare", "nnreport.modelcard"),  # the bundle, its diffs, the model card
     ("nnreport.analyses",),                                       # registrations
     ("nnreport.graph", "nnreport.relevance", "nnreport.neurons", "nnreport.landscape", "nnreport.cnnvis",
      "nnreport.playground", "nnreport.evaluation"),               # domain packages
