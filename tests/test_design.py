@@ -184,3 +184,9 @@ def test_imports_run_one_way() -> None:
     assert upward == []
     assert [_layer(m) for m in ("nnreport.cli", "nnreport.site.build", "nnreport.relevance.results", "nnreport.codec")] \
         == [6, 4, 1, 0]
+
+
+def test_pictures_go_through_the_one_image_macro() -> None:
+    templates = Path(__file__).resolve().parents[1] / "templates"
+    raw = {p.name: p.read_text(encoding="utf-8").count("<img") for p in templates.rglob("*.html")}
+    assert {name: n for name, n in raw.items() if n} == {"macros.html": 1}
