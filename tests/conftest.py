@@ -104,6 +104,7 @@ SLOW_TESTS = {
     "test_cli.py::test_build_with_data_callable_and_package_module_spec",
     "test_finite_json.py::test_every_page_with_a_class_that_never_occurs",
     "test_golden.py::test_the_sample_report_rebuilds_byte_for_byte",
+    "test_golden.py::test_the_theme_palette_reaches_pages_and_charts",
 }
 
 

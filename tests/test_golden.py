@@ -23,3 +23,18 @@ def test_the_sample_report_rebuilds_byte_for_byte(tmp_path: Path) -> None:
     golden, rebuilt = _files(SAMPLE), _files(out)
     assert golden.keys() == rebuilt.keys()
     assert [name for name in golden if golden[name] != rebuilt[name]] == []
+
+
+def test_the_theme_palette_reaches_pages_and_charts(tmp_path: Path) -> None:
+    """The dark theme's palette, not the light one's, colours the index chart and the playground."""
+    from nnreport.site.themes import load_theme
+
+    dark, light = load_theme("dark").palette, load_theme("light").palette
+    assert dark.accent != light.accent and dark.categorical != light.categorical
+    for sample, page, colours in (("digits-cnn", "index.html", (dark.accent,)),
+                                  ("spiral-playground", "playground.html", (dark.positive, dark.negative))):
+        out = tmp_path / sample
+        assert main(["render", str(SAMPLE.parent / sample / "inspection"), "--out", str(out), "--theme", "dark"]) == 0
+        html = (out / page).read_text(encoding="utf-8")
+        assert all(c in html for c in colours), page
+    assert light.accent not in (tmp_path / "digits-cnn" / "index.html").read_text(encoding="utf-8")

@@ -135,7 +135,7 @@ def render_files(insp: Inspection, theme: str = "light", single_file: bool = Fal
 
     With `static` other than "assets/", the shared files are left out: the pages load them from there."""
     theme_obj = load_theme(theme)
-    assets = Assets()
+    assets = Assets(palette=theme_obj.palette)
     pages = gather(insp, assets)
     nav = tuple(NavItem(p.spec.slug, p.spec.title, p.status) for p in pages)
     env = environment()

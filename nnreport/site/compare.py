@@ -116,11 +116,11 @@ def render_comparison(a: Inspection, b: Inspection, result: Comparison, out: str
     # Both reports load the chart runtime, CSS and script from the comparison's own assets/.
     files_a = render_files(a, theme, single_file=single_file, static="../assets/")
     files_b = render_files(b, theme, single_file=single_file, static="../assets/")
-    assets = Assets()
+    assets = Assets(palette=theme_obj.palette)
     names_a, names_b = a.manifest.model.class_names, b.manifest.model.class_names
     flips = tuple(FlipView(
         f.index, _class_name(names_a, f.label), _class_name(names_a, f.pred_a), _class_name(names_b, f.pred_b),
-        _flip_picture(f, assets.for_page("compare"), theme_obj.colour_maps["diverging"]),  # type: ignore[arg-type]
+        _flip_picture(f, assets.for_page("compare"), theme_obj.palette.diverging),
         "fixed" if f.pred_b == f.label else ("broken" if f.pred_a == f.label else "changed"),
     ) for f in result.flips)
     chart = _per_class_chart(result, assets.for_page("compare"))

@@ -34,7 +34,7 @@ def _layer_chart(summary: SummaryResult, assets: Assets) -> ChartRef | None:
     data = alt.Data(values=rows)
     base = alt.Chart(data).encode(y=alt.Y("layer:N", sort=alt.SortField("order"), title=None))
     bars = base.mark_bar().encode(x=alt.X("parameters:Q"), tooltip=["layer:N", "parameters:Q", "mult-adds:Q"])
-    macs = base.mark_bar(color="#e45756").encode(x=alt.X("mult-adds:Q"), tooltip=["layer:N", "parameters:Q", "mult-adds:Q"])
+    macs = base.mark_bar(color=assets.palette.accent).encode(x=alt.X("mult-adds:Q"), tooltip=["layer:N", "parameters:Q", "mult-adds:Q"])
     height = min(18 * len(rows), 600)
     chart = alt.hconcat(bars.properties(width=260, height=height, title="Parameters per layer"),
                         macs.properties(width=260, height=height, title="Mult-adds per layer (one sample)"))
