@@ -311,7 +311,7 @@ def _pair() -> tuple[Any, Any]:
 
 
 def test_compare_shows_f1_deltas_the_confusion_difference_and_both_reliability_diagrams(tmp_path: Path) -> None:
-    from nnreport.compare import compare
+    from nnreport.api import compare
 
     a, b = _pair()
     ra, rb = a.result("evaluation"), b.result("evaluation")
@@ -336,7 +336,7 @@ def test_compare_shows_f1_deltas_the_confusion_difference_and_both_reliability_d
 
 
 def test_compare_says_why_evaluations_are_not_compared(tmp_path: Path) -> None:
-    from nnreport.compare import compare
+    from nnreport.api import compare
 
     a, _ = _pair()
     regression = nnreport.inspect(MLP(classes=1), _regression_data(),
@@ -434,3 +434,15 @@ def test_images_without_recorded_normalisation_are_stretched_for_display() -> No
     thumbs = thumbnails(shown, 32)
     assert thumbs.shape == (3, 32, 24, 3) and thumbs.dtype == np.uint8
     np.testing.assert_allclose(thumbs[0, 0, 0], shown[0, :, :2, :2].mean((1, 2)) * 255, atol=1)
+
+
+def test_the_theme_palette_colours_the_page_and_charts(report_bundle: Path, tmp_path: Path) -> None:
+    """The dark theme's palette, not the light one's, reaches the evaluation charts (no colour literals)."""
+    from nnreport.cli import main
+    from nnreport.site.themes import load_theme
+
+    dark, light = load_theme("dark").palette, load_theme("light").palette
+    assert main(["render", str(report_bundle), "--out", str(tmp_path / "dark"), "--theme", "dark"]) == 0
+    html = (tmp_path / "dark" / "evaluation.html").read_text(encoding="utf-8")
+    assert dark.accent in html and dark.categorical[0] in html and dark.categorical[-1] in html
+    assert light.categorical[0] not in html and light.accent not in html

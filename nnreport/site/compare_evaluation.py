@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nnreport.site.evaluation_charts import bins
+from nnreport.site.evaluation_charts import bins, neutral, scheme
 from nnreport.site.pages.evaluation import GRID_MAX
 
 if TYPE_CHECKING:
@@ -96,11 +96,11 @@ def _f1_chart(a: EvaluationResult, b: EvaluationResult, names: tuple[str, str], 
     chart = alt.Chart(alt.Data(values=values)).mark_bar().encode(
         x=alt.X("class:N", sort=list(a.class_names), title=None, axis=alt.Axis(labels=len(values) <= 60)),
         y=alt.Y("delta:Q", title=f"F1 {names[1]} − {names[0]}"),
-        color=alt.condition("datum.delta >= 0", alt.value("#4c78a8"), alt.value("#e45756")),
+        color=alt.condition("datum.delta >= 0", alt.value(assets.palette.categorical[0]), alt.value(assets.palette.accent)),
         tooltip=["class:N", alt.Tooltip("a:Q", title=f"F1 {names[0]}", format=".3f"),
                  alt.Tooltip("b:Q", title=f"F1 {names[1]}", format=".3f"), alt.Tooltip("delta:Q", format="+.3f")],
     ).properties(width=max(240, min(900, 26 * len(values))), height=180, title="Per-class F1 change")
-    return assets.chart(chart, "Per-class F1 change", f"F1 of {names[1]} minus F1 of {names[0]} per class; blue: better.")
+    return assets.chart(chart, "Per-class F1 change", f"F1 of {names[1]} minus F1 of {names[0]} per class; above zero: {names[1]} is better.")
 
 
 def _differences(a: EvaluationResult, b: EvaluationResult) -> list[tuple[int, int, int, int]]:
@@ -121,7 +121,7 @@ def _confusion_chart(a: EvaluationResult, b: EvaluationResult, names: tuple[str,
         tooltip=["true:N", "predicted:N", alt.Tooltip("a:Q", title=names[0]), alt.Tooltip("b:Q", title=names[1]),
                  alt.Tooltip("change:Q", format="+d")])
     rect = base.mark_rect().encode(color=alt.Color("effect:Q", title=f"{names[1]} better (+) / worse (−)",
-                                                   scale=alt.Scale(scheme="redblue", domain=[-top, top])))
+                                                   scale=alt.Scale(**scheme(assets.palette.diverging), domain=[top, -top])))
     text = base.mark_text(fontSize=max(7, min(11, cell // 3))).encode(
         text=alt.condition("datum.change != 0", alt.Text("change:Q", format="+d"), alt.value("")))
     chart = (rect + text).properties(width=cell * len(classes), height=cell * len(classes),
@@ -150,11 +150,12 @@ def _reliability_chart(a: EvaluationResult, b: EvaluationResult, names: tuple[st
            alt.Tooltip("count:Q", format=","), alt.Tooltip("accuracy:Q", format=".3f"),
            alt.Tooltip("confidence:Q", title="mean confidence", format=".3f")]
     diagonal = alt.Chart(alt.Data(values=[{"confidence": 0, "accuracy": 0}, {"confidence": 1, "accuracy": 1}])).mark_line(
-        color="#888", strokeDash=[4, 3]).encode(x="confidence:Q", y="accuracy:Q")
+        color=neutral(assets.palette), strokeDash=[4, 3]).encode(x="confidence:Q", y="accuracy:Q")
     lines = alt.Chart(alt.Data(values=values)).mark_line(point=True).encode(
         x=alt.X("confidence:Q", title="mean confidence in the bin", scale=alt.Scale(domain=[0, 1])),
         y=alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("model:N", title=None, sort=list(names)), order="lo:Q", tooltip=tip)
+        color=alt.Color("model:N", title=None, sort=list(names), scale=alt.Scale(range=list(assets.palette.categorical[:2]))),
+        order="lo:Q", tooltip=tip)
     chart = (diagonal + lines).properties(width=340, height=300, title="Reliability diagrams")
     return assets.chart(chart, "Reliability diagrams of both models", (
         f"Accuracy against mean confidence in each of {len(a.calibration.counts)} equal-width bins (empty bins left out); "

@@ -5,27 +5,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nnreport.evaluation.results import EvaluationResult
+from nnreport.formatting import fmt_float, fmt_percent
 from nnreport.site import evaluation_charts as charts
 from nnreport.site import images
-from nnreport.site.formatting import fmt_float, fmt_percent
 from nnreport.site.pages import page
 
 if TYPE_CHECKING:
-    from nnreport.evaluation.results import (
-        ClassRow,
-        EvaluationResult,
-        Gallery,
-    )
+    from nnreport.evaluation.results import ClassRow, Gallery
     from nnreport.inspection import AnalysisRecord, Inspection
     from nnreport.site.assets import Assets, ChartRef, ImageRef
+    from nnreport.site.themes import Palette
 
 GRID_MAX = 30          # more classes: the ranked most-confused pairs instead of the grid
 FEATURES_SHOWN = 12    # feature rows in a gallery card (largest |relevance| first)
-DIVERGING: images.ColourMap = "rdbu"
 
 
 @dataclass(frozen=True)
@@ -52,7 +49,7 @@ class FeatureCell:
     name: str
     value: str
     relevance: str
-    sign: str  # "pos", "neg" or ""
+    colour: str  # the palette's positive or negative colour; "" without relevance
 
 
 @dataclass(frozen=True)
@@ -139,7 +136,7 @@ def _factor(h: int, w: int) -> int:
     return max(1, 72 // max(h, w, 1))
 
 
-def _features(g: Gallery, k: int, maps: np.ndarray | None) -> tuple[FeatureCell, ...]:
+def _features(g: Gallery, k: int, maps: np.ndarray | None, palette: Palette) -> tuple[FeatureCell, ...]:
     if g.kind != "features" or g.features.size == 0:
         return ()
     row = g.features[k]
@@ -150,7 +147,7 @@ def _features(g: Gallery, k: int, maps: np.ndarray | None) -> tuple[FeatureCell,
     for j in order[:FEATURES_SHOWN]:
         r = float(rel[j]) if rel is not None else None
         cells.append(FeatureCell(names[j], fmt_float(float(row[j]), 3), fmt_float(r, 3) if r is not None else "",
-                                 "" if r is None or r == 0 else ("pos" if r > 0 else "neg")))
+                                 "" if r is None or r == 0 else (palette.positive if r > 0 else palette.negative)))
     return tuple(cells)
 
 
@@ -166,10 +163,10 @@ def _cards(res: EvaluationResult, g: Gallery, maps: np.ndarray | None, assets: A
                                f"test sample {s.index}: true {_name(names, s.label)}")
             if maps is not None:
                 m = float(np.abs(maps[k]).max()) or 1.0
-                relevance = assets.png(f"lrp-{s.index}", images.colourize(maps[k], DIVERGING, -m, m),
+                relevance = assets.png(f"lrp-{s.index}", images.colourize(maps[k], assets.palette.diverging, -m, m),
                                        f"LRP map of test sample {s.index} for {_name(names, s.prediction)}")
         groups[s.group].append(Card(s.index, _name(names, s.label), _name(names, s.prediction), fmt_percent(s.confidence),
-                                    image, relevance, scale, s.text, _features(g, k, maps)))
+                                    image, relevance, scale, s.text, _features(g, k, maps, assets.palette)))
     return tuple(groups["mistake"]), tuple(groups["unsure"])
 
 
@@ -186,8 +183,8 @@ def _relevance_shown(insp: Inspection) -> str:
 
 def _legend(assets: Assets) -> ImageRef:
     ramp = np.tile(np.linspace(-1, 1, 160)[None, :], (10, 1))
-    return assets.png("legend", images.colourize(ramp, DIVERGING, -1, 1),
-                      "colour scale: negative blue, zero white, positive red")
+    return assets.png("legend", images.colourize(ramp, assets.palette.diverging, -1, 1),
+                      "colour scale from negative (left) through zero to positive (right)")
 
 
 def _classification_page(res: EvaluationResult, records: tuple[AnalysisRecord, ...], insp: Inspection,
@@ -224,7 +221,7 @@ def _classification_page(res: EvaluationResult, records: tuple[AnalysisRecord, .
 
 def evaluation_markdown(insp: Inspection) -> str:
     """Key numbers for summary.md: accuracy, macro-F1 and ECE (or MAE/RMSE/R² for a regressor)."""
-    res: Any = insp.result("evaluation")
+    res = insp.get("evaluation", EvaluationResult)
     if res is None:
         return ""
     if res.regression is not None:
@@ -239,7 +236,7 @@ def evaluation_markdown(insp: Inspection) -> str:
 
 @page("evaluation", title="Evaluation", analyses=("evaluation",), order=5, markdown=evaluation_markdown)
 def evaluation_page(insp: Inspection, assets: Assets) -> EvaluationPage:
-    res: Any = insp.result("evaluation")
+    res = insp.require("evaluation", EvaluationResult)
     records = tuple(r for r in (insp.record("evaluation"),) if r is not None)
     if res.regression is not None:
         r = res.regression
