@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from nnreport.context import tensors_in
 from nnreport.relevance.lrp import rules
+from nnreport.relevance.lrp.attention import NOT_HANDLED
 
 if TYPE_CHECKING:
     import torch
@@ -94,11 +95,14 @@ _CACHE: dict[str, Any] = {}
 
 
 def mode(relu: ReluMode = "gradient", composite: Composite | None = None, model_input: torch.Tensor | None = None,
-         cache: rules.WeightCache | None = None, capture_convs: bool = False) -> Any:
-    """A context manager (torch function mode); see `ExplainMode`."""
+         cache: rules.WeightCache | None = None, capture_convs: bool = False, transformer: Any = None) -> Any:
+    """A context manager (torch function mode); see `ExplainMode`. `transformer`: an `lrp.attention.Rules`
+    (transformer rules, token-embedding leaf, attention recorder)."""
     if "type" not in _CACHE:
         _CACHE["type"] = _mode_type()
-    return _CACHE["type"](relu, composite, model_input, cache or rules.WeightCache(), capture_convs)
+    m = _CACHE["type"](relu, composite, model_input, cache or rules.WeightCache(), capture_convs)
+    m.transformer = transformer
+    return m
 
 
 def _mode_type() -> type:
@@ -120,10 +124,15 @@ def _mode_type() -> type:
             self.pieces: list[torch.Tensor] = []
             self.convs: list[torch.Tensor] = []
             self.audit = Audit()
+            self.transformer: Any = None
 
         def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
             kwargs = kwargs or {}
             name = getattr(func, "__name__", "")
+            if self.transformer is not None:
+                hit = self.transformer.handle(self, func, name, args, kwargs)
+                if hit is not NOT_HANDLED:
+                    return hit
             if func in linear_funcs:
                 return self._linear(func, name, linear_funcs[func], args, kwargs)
             if name in RELU_OPS:

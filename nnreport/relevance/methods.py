@@ -58,21 +58,41 @@ def resolve_target(canon: Canonical, x: torch.Tensor, target: Any) -> torch.Tens
 
 
 def _run(canon: Canonical, x: torch.Tensor, target: torch.Tensor, relu: engine.ReluMode = "gradient",
-         composite: Any = None, capture: bool = False) -> tuple[torch.Tensor, torch.Tensor, Any]:
-    """One forward + backward under the engine's mode; returns (input gradient, scores, mode)."""
+         composite: Any = None, capture: bool = False, attention: str = "attnlrp",
+         epsilon: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """One forward + backward under the engine's mode; returns (gradient at the first leaf, scores, mode).
+    The first leaf (`mode.leaves[0]`) is the input, or for token ids the embedding output."""
     import torch
 
     from nnreport.context import primary_output
+    from nnreport.relevance.lrp.attention import Rules
 
-    xin = x.detach().clone().requires_grad_(True)
-    with engine.mode(relu, composite, xin, canon.cache, capture) as m:
+    tokens = not x.is_floating_point()
+    xin = x.detach().clone() if tokens else x.detach().clone().requires_grad_(True)
+    hook = Rules(attention, epsilon, lrp=composite is not None) if composite is not None or tokens else None
+    with engine.mode(relu, composite, xin, canon.cache, capture, transformer=hook) as m:
         out = primary_output(canon.model(xin))
+    first = xin
+    if tokens:
+        if hook is None or hook.embedding is None:
+            raise NotApplicable("token-id inputs need an embedding that reads them (F.embedding / nn.Embedding)")
+        first = hook.embedding
     score = select(out, target)
-    leaves = [xin] + list(m.pieces)
+    leaves = [first] + list(m.pieces)
     grads = torch.autograd.grad(score.sum(), leaves, allow_unused=True)
     m.leaves, m.grads = leaves, grads
-    grad = grads[0] if grads[0] is not None else torch.zeros_like(xin)
+    grad = grads[0] if grads[0] is not None else torch.zeros_like(first)
     return grad, score.detach(), m
+
+
+def _times_input(m: Any, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """leaf × gradient, summed over the embedding dimension for token ids (then shaped like the ids)."""
+    rel = m.leaves[0].detach() * grad
+    return rel.sum(-1) if not x.is_floating_point() else rel
+
+
+# Methods that work on token ids (at the embedding output).
+TOKEN_METHODS = ("input_x_gradient", "lrp")
 
 
 def gradient(canon: Canonical, x: torch.Tensor, target: torch.Tensor, **_: Any) -> Explanation:
@@ -101,8 +121,8 @@ def guided_backprop(canon: Canonical, x: torch.Tensor, target: torch.Tensor, **_
 
 
 def input_x_gradient(canon: Canonical, x: torch.Tensor, target: torch.Tensor, **_: Any) -> Explanation:
-    g, s, _m = _run(canon, x, target)
-    return Explanation(x * g, s)
+    g, s, m = _run(canon, x, target)
+    return Explanation(_times_input(m, g, x), s)
 
 
 def integrated_gradients(canon: Canonical, x: torch.Tensor, target: torch.Tensor, steps: int = 32,
@@ -216,21 +236,25 @@ def _patch_masks(h: int, w: int, patch: int, stride: int, dtype: Any) -> torch.T
 
 def lrp(canon: Canonical, x: torch.Tensor, target: torch.Tensor, composite: str = "epsilon_plus_flat",
         rule: str | None = None, epsilon: float = 1e-6, gamma: float = 0.25, low: float | None = None,
-        high: float | None = None, **_: Any) -> Explanation:
-    """Layer-wise Relevance Propagation with a composite (or one `rule` everywhere)."""
+        high: float | None = None, attention: str = "attnlrp", **_: Any) -> Explanation:
+    """Layer-wise Relevance Propagation with a composite (or one `rule` everywhere); `attention`: "attnlrp"
+    (relevance through softmax into queries and keys) or "cp" (queries and keys held constant)."""
 
+    from nnreport.relevance.lrp import attention as attn
     from nnreport.relevance.lrp import composites
+
+    attn.check_attention(attention)
 
     lo = float(x.min()) if low is None else low
     hi = float(x.max()) if high is None else high
     comp = (composites.single_rule(rule, epsilon, gamma, lo, hi) if rule is not None  # type: ignore[arg-type]
             else composites.composite(composite, epsilon, gamma, lo, hi))
-    grad, score, m = _run(canon, x, target, composite=comp)
-    rel = x * grad
+    grad, score, m = _run(canon, x, target, composite=comp, attention=attention, epsilon=epsilon)
+    rel = _times_input(m, grad, x)
     for leaf, g in zip(m.leaves[1:], m.grads[1:], strict=True):
         if g is not None:
             rel = rel + (leaf.detach() * g).reshape(x.shape)
-    notes = lrp_notes(canon, m.audit, comp)
+    notes = lrp_notes(canon, m.audit, comp) + attn.notes(dict(m.audit.rules), attention)
     return Explanation(rel.detach(), score, m.audit, notes)
 
 
@@ -288,7 +312,8 @@ def samples_per_pass(canon: Canonical, x: torch.Tensor) -> int:
             total[0] += t.numel() * t.element_size()
             return t
 
-        xin = x[:1].detach().clone().requires_grad_(True)
+        xin = x[:1].detach().clone()
+        xin.requires_grad_(xin.is_floating_point())
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             canon.model(xin)
         known[key] = max(total[0], 1)
@@ -305,6 +330,8 @@ def explain(canon: Canonical, x: torch.Tensor, target: Any, method: str, **optio
 
     if method not in METHODS:
         raise KeyError(f"unknown attribution method {method!r}; known methods: {', '.join(METHOD_NAMES)}")
+    if not x.is_floating_point() and method not in TOKEN_METHODS:
+        raise NotApplicable(f"on token ids only {', '.join(TOKEN_METHODS)} apply (at the embedding output)")
     t = resolve_target(canon, x, target)
     limit = samples_per_pass(canon, x)
     options.setdefault("batch_limit", limit)  # Integrated Gradients' and SmoothGrad's expanded batches

@@ -1,0 +1,288 @@
+"""LRP through transformers: float64 oracles per rule (LayerNorm identity, softmax AttnLRP, product split),
+CP and AttnLRP against Input×Gradient on written-out copies, and conservation on bias-free transformers."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nnreport import scoped
+from nnreport.relevance import attribute, explain
+
+from models import TinyViT, TokenTransformer
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():  # type: ignore[no-untyped-def]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _one_hot_out(z: np.ndarray, t: int) -> np.ndarray:
+    r = np.zeros_like(z)
+    r[t] = z[t]
+    return r
+
+
+def _lrp0_linear(w: np.ndarray, x: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """LRP-0 through z = W x (no bias): R_j = Σ_k x_j w_kj / z_k · R_k."""
+    z = w @ x
+    return ((w * x[None]) * (r / z)[:, None]).sum(0)
+
+
+def test_layer_norm_identity_rule_matches_matrix_oracle() -> None:
+    """LayerNorm with its std held constant is the linear map M = diag(w/σ)(I − 11ᵀ/d) plus b: LRP-0 on it."""
+    torch.manual_seed(0)
+    d = 6
+    ln, head = nn.LayerNorm(d).double(), nn.Linear(d, 3, bias=False).double()
+    with torch.no_grad():
+        ln.weight.uniform_(0.5, 1.5)
+        ln.bias.uniform_(-0.3, 0.3)
+    model = nn.Sequential(ln, head).eval()
+    x = torch.randn(3, d, dtype=torch.float64)
+    got = attribute(model, x, [0, 1, 2], method="lrp", rule="zero")
+    wh = head.weight.detach().numpy()
+    for i in range(3):
+        xi = x[i].numpy()
+        sigma = math.sqrt(xi.var() + ln.eps)
+        m = np.diag(ln.weight.detach().numpy() / sigma) @ (np.eye(d) - np.ones((d, d)) / d)
+        y = m @ xi + ln.bias.detach().numpy()
+        r_y = _lrp0_linear(wh, y, _one_hot_out(wh @ y, i))
+        want = ((m * xi[None]) * (r_y / y)[:, None]).sum(0)
+        np.testing.assert_allclose(got[i], want, rtol=1e-6, atol=1e-10)
+
+
+def test_softmax_attnlrp_rule_matches_oracle() -> None:
+    """R_in = x ⊙ (R_out − s·ΣR_out) at the softmax."""
+    torch.manual_seed(1)
+
+    class SoftmaxHead(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = nn.Linear(5, 3, bias=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(torch.softmax(x, -1))
+
+    model = SoftmaxHead().double().eval()
+    x = torch.randn(4, 5, dtype=torch.float64)
+    got = attribute(model, x, [0, 1, 2, 0], method="lrp", rule="zero")
+    w = model.head.weight.detach().numpy()
+    for i, t in enumerate([0, 1, 2, 0]):
+        xi = x[i].numpy()
+        s = np.exp(xi) / np.exp(xi).sum()
+        r_s = _lrp0_linear(w, s, _one_hot_out(w @ s, t))
+        want = xi * (r_s - s * r_s.sum())
+        np.testing.assert_allclose(got[i], want, rtol=1e-6, atol=1e-10)
+        assert abs(want.sum() - (w @ s)[t]) > 1e-3  # the rule is not conservative: the oracle shows the gap
+
+
+def test_matmul_uniform_split_matches_oracle() -> None:
+    """z = A·B of two activations: each operand gets half of the ε-rule's relevance."""
+    torch.manual_seed(2)
+    eps = 0.05
+
+    class Product(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = nn.Linear(6, 2, bias=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            a, b = x[:, :12].reshape(-1, 3, 4), x[:, 12:].reshape(-1, 4, 2)
+            return self.head(torch.matmul(a, b).flatten(1))
+
+    model = Product().double().eval()
+    x = torch.randn(3, 20, dtype=torch.float64)
+    got = attribute(model, x, [0, 1, 0], method="lrp", rule="zero", epsilon=eps)
+    w = model.head.weight.detach().numpy()
+    for i, t in enumerate([0, 1, 0]):
+        a, b = x[i, :12].numpy().reshape(3, 4), x[i, 12:].numpy().reshape(4, 2)
+        z = a @ b
+        r_z = _lrp0_linear(w, z.reshape(-1), _one_hot_out(w @ z.reshape(-1), t)).reshape(3, 2)
+        share = 0.5 * r_z / (z + eps * np.where(z >= 0, 1, -1))  # (i, k)
+        contrib = a[:, :, None] * b[None]                          # (i, j, k)
+        r_a = (contrib * share[:, None, :]).sum(2)
+        r_b = (contrib * share[:, None, :]).sum(0)
+        np.testing.assert_allclose(got[i], np.concatenate([r_a.reshape(-1), r_b.reshape(-1)]), rtol=1e-6,
+                                   atol=1e-10)
+
+
+def test_gated_product_splits_relevance_in_half() -> None:
+    torch.manual_seed(3)
+
+    class Gated(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b, self.head = nn.Linear(4, 6, bias=False), nn.Linear(4, 6, bias=False), nn.Linear(6, 2, bias=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.a(x) * self.b(x))
+
+    model = Gated().double().eval()
+    x = torch.randn(3, 4, dtype=torch.float64)
+    e = explain(model, x, 1, method="lrp", rule="zero")
+    np.testing.assert_allclose(e.relevance.sum(1).numpy(), e.scores.numpy(), rtol=1e-6)
+    assert any("uniform split" in k for k in e.audit.rules)
+
+
+class Written(nn.Module):
+    """One transformer block with attention written out (matmul + softmax or F.scaled_dot_product_attention).
+    `oracle` makes it the plain-gradient copy whose Input×Gradient is an LRP treatment: "cp" detaches the
+    LayerNorm std, the GELU ratio and the attention probabilities; "attnlrp" detaches the std and the GELU ratio
+    and halves the gradient at each operand of the two products."""
+
+    def __init__(self, features: int = 5, dim: int = 8, heads: int = 2, classes: int = 3, impl: str = "matmul",
+                 oracle: str = "") -> None:
+        super().__init__()
+        self.heads, self.impl, self.oracle = heads, impl, oracle
+        self.inp = nn.Linear(features, dim)
+        self.ln = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.ff1, self.ff2 = nn.Linear(dim, 2 * dim), nn.Linear(2 * dim, dim)
+        self.head = nn.Linear(dim, classes)
+
+    def _ln(self, h: torch.Tensor) -> torch.Tensor:
+        if not self.oracle:
+            return self.ln(h)
+        c = h - h.mean(-1, keepdim=True)
+        return c / (c.detach().pow(2).mean(-1, keepdim=True) + self.ln.eps).sqrt() * self.ln.weight + self.ln.bias
+
+    def _gelu(self, h: torch.Tensor) -> torch.Tensor:
+        return F.gelu(h) if not self.oracle else h * (F.gelu(h) / h).detach()
+
+    def _prod(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if self.oracle != "attnlrp":
+            return a @ b
+        return 0.5 * (a @ b.detach()) + 0.5 * (a.detach() @ b)
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        if self.impl == "sdpa" and not self.oracle:
+            return F.scaled_dot_product_attention(q, k, v)
+        s = torch.softmax(self._prod(q / math.sqrt(q.shape[-1]), k.transpose(-2, -1)), -1)
+        return self._prod(s.detach() if self.oracle == "cp" else s, v)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        n, t, d = h.shape
+        q, k, v = self.qkv(self._ln(h)).reshape(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        h = h + self.proj(self._attend(q, k, v).transpose(1, 2).reshape(n, t, d))
+        h = h + self.ff2(self._gelu(self.ff1(h)))
+        return self.head(h.mean(1))
+
+
+class WithMHA(nn.Module):
+    """The same block with nn.MultiheadAttention and nn.LayerNorm (weights copied from a `Written`)."""
+
+    def __init__(self, w: Written) -> None:
+        super().__init__()
+        d = w.proj.in_features
+        self.inp, self.ln, self.ff1, self.ff2, self.head = w.inp, w.ln, w.ff1, w.ff2, w.head
+        self.attn = nn.MultiheadAttention(d, w.heads, batch_first=True).to(w.inp.weight.dtype)
+        with torch.no_grad():
+            self.attn.in_proj_weight.copy_(w.qkv.weight)
+            self.attn.in_proj_bias.copy_(w.qkv.bias)
+            self.attn.out_proj.weight.copy_(w.proj.weight)
+            self.attn.out_proj.bias.copy_(w.proj.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        a = self.ln(h)
+        h = h + self.attn(a, a, a, need_weights=False)[0]
+        h = h + self.ff2(F.gelu(self.ff1(h)))
+        return self.head(h.mean(1))
+
+
+def _pair(impl: str, oracle: str) -> tuple[nn.Module, nn.Module]:
+    torch.manual_seed(4)
+    model = Written(impl=impl).double().eval()
+    ref = copy.deepcopy(model)
+    ref.oracle = oracle
+    return (WithMHA(model).eval() if impl == "mha" else model), ref
+
+
+@pytest.mark.parametrize("impl", ["matmul", "sdpa", "mha"])
+@pytest.mark.parametrize("attention", ["cp", "attnlrp"])
+def test_lrp_equals_input_x_gradient_on_written_out_copy(impl: str, attention: str) -> None:
+    model, ref = _pair(impl, attention)
+    x = torch.randn(3, 4, 5, dtype=torch.float64)
+    got = explain(model, x, [0, 1, 2], method="lrp", rule="zero", epsilon=1e-12, attention=attention)
+    want = attribute(ref, x, [0, 1, 2], method="input_x_gradient")
+    # LRP-0 keeps a 1e-9 stabiliser on every linear layer: agreement to ~1e-6 relative, not machine precision
+    np.testing.assert_allclose(got.relevance.numpy(), want, rtol=1e-4, atol=1e-8)
+    assert np.abs(want).sum() > 0
+    rules = " ".join(got.audit.rules)
+    assert "AttnLRP" in rules if attention == "attnlrp" else "constant (CP)" in rules
+    assert not got.audit.unhandled, got.audit.unhandled
+
+
+def test_cp_differs_from_attnlrp_and_plain_gradient() -> None:
+    model, _ = _pair("matmul", "")
+    x = torch.randn(2, 4, 5, dtype=torch.float64)
+    cp = attribute(model, x, 0, method="lrp", rule="zero", attention="cp")
+    full = attribute(model, x, 0, method="lrp", rule="zero", attention="attnlrp")
+    ixg = attribute(model, x, 0, method="input_x_gradient")
+    assert np.abs(cp - full).max() > 1e-4 and np.abs(full - ixg).max() > 1e-4
+
+
+@pytest.mark.parametrize("composite", ["epsilon", "epsilon_box", "epsilon_gamma_box"])
+def test_cp_conserves_on_bias_free_vit(composite: str) -> None:
+    torch.manual_seed(5)
+    model = TinyViT(bias=False).eval()
+    x = torch.randn(4, 3, 16, 16)
+    e = explain(model, x, None, method="lrp", composite=composite, attention="cp")
+    sums, scores = e.relevance.reshape(4, -1).sum(1).numpy(), e.scores.numpy()
+    np.testing.assert_allclose(sums, scores, rtol=0.05, atol=1e-4)
+    assert not e.audit.unhandled, e.audit.unhandled
+    attn = explain(model, x, None, method="lrp", composite=composite)  # AttnLRP: absorbs relevance by design
+    assert np.abs(attn.relevance.reshape(4, -1).sum(1).numpy() - scores).max() > 0.05 * np.abs(scores).max()
+    assert any("not conservative" in n for n in attn.notes)
+
+
+def test_cp_conserves_on_bias_free_token_transformer() -> None:
+    torch.manual_seed(6)
+    model = TokenTransformer(bias=False).eval()
+    ids = torch.randint(0, 20, (5, 8))
+    e = explain(model, ids, None, method="lrp", composite="epsilon", attention="cp")
+    assert e.relevance.shape == ids.shape
+    np.testing.assert_allclose(e.relevance.sum(1).numpy(), e.scores.numpy(), rtol=0.05, atol=1e-4)
+
+
+def test_token_ids_input_x_gradient_and_unsupported_methods() -> None:
+    torch.manual_seed(7)
+    model = TokenTransformer().eval()
+    ids = torch.randint(0, 20, (2, 8))
+    r = attribute(model, ids, 0, method="input_x_gradient")
+    assert r.shape == (2, 8) and np.isfinite(r).all()
+    from nnreport.relevance.methods import NotApplicable
+
+    with pytest.raises(NotApplicable):
+        attribute(model, ids, 0, method="smoothgrad")
+
+
+def test_vit_lrp_leaves_the_model_untouched() -> None:
+    torch.manual_seed(8)
+    model = TinyViT().eval()
+    x = torch.randn(2, 3, 16, 16)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        out = model(x)
+    with scoped.hooks():
+        attribute(model, x, None, method="lrp", composite="epsilon")
+    with torch.no_grad():
+        assert torch.equal(model(x), out)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not model.training
+
+
+def test_unknown_attention_lists_known() -> None:
+    with pytest.raises(KeyError, match="attnlrp, cp"):
+        attribute(TinyViT().eval(), torch.randn(1, 3, 16, 16), 0, method="lrp", attention="full")
