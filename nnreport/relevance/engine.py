@@ -190,7 +190,7 @@ def _mode_type() -> type:
             fn = {"tanh": torch.tanh, "sigmoid": torch.sigmoid}.get(name) or getattr(torch.nn.functional, name)
             fx = fn(x, *args[1:], **kwargs).detach()
             self.audit.activations[name] += 1
-            out = x * (fx / rules.stabilise(x.detach(), rules.TINY))
+            out = x * (fx / rules.stabilise_fast(x.detach(), rules.TINY))
             return out + (fx - out.detach())
 
     return ExplainMode

@@ -62,19 +62,57 @@ def _reroute(value: torch.Tensor, paths: list[tuple[torch.Tensor, Any]]) -> torc
     return mixed + (value - mixed).detach()  # type: ignore[operator]
 
 
+_FN: dict[str, Any] = {}
+
+
 def product(op: Bilinear, a: torch.Tensor, b: torch.Tensor, eps: float) -> tuple[torch.Tensor, str]:
     """`op(a, b)` whose gradient is the ε-rule: uniform split when both operands carry relevance, the plain
     ε-rule when one of them is a constant (then the product is linear)."""
+    import torch
+
     ga, gb = a.requires_grad, b.requires_grad
     if not (ga or gb):
         return op(a, b), ""
+    label = "activation × activation → ε, uniform split" if ga and gb else "activation × constant → ε"
+    if op is torch.matmul and a.dim() >= 2 and b.dim() >= 2:
+        return matmul_fn()(a, b, eps, 0.5 if ga and gb else 1.0), label
     if ga and gb:
         za, zb = op(a, b.detach()), op(a.detach(), b)
         ratio = 0.5 * (za.detach() / _stabilise(za.detach(), eps))
-        return _reroute(za.detach(), [(za, ratio), (zb, ratio)]), "activation × activation → ε, uniform split"
+        return _reroute(za.detach(), [(za, ratio), (zb, ratio)]), label
     z = op(a, b)
     ratio = z.detach() / _stabilise(z.detach(), eps)
-    return _reroute(z.detach(), [(z, ratio)]), "activation × constant → ε"
+    return _reroute(z.detach(), [(z, ratio)]), label
+
+
+def matmul_fn() -> Any:
+    """The product rule for matmul as one autograd function (one product forward, two backward, as a plain
+    matmul): with g' = share · g · z / (z + ε·sign z), the gradients are g'·Bᵀ and Aᵀ·g'."""
+    if "matmul" in _FN:
+        return _FN["matmul"]
+    import torch
+
+    class ProductRule(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor, eps: float, share: float) -> torch.Tensor:
+            z = torch.matmul(a, b)
+            ctx.save_for_backward(a, b, z)
+            ctx.eps, ctx.share = eps, share
+            return z
+
+        @staticmethod
+        def backward(ctx: Any, g: torch.Tensor) -> Any:
+            a, b, z = ctx.saved_tensors
+            den = torch.copysign(torch.tensor(ctx.eps, dtype=z.dtype, device=z.device), z).add_(z)
+            g = torch.div(z, den).mul_(g)
+            if ctx.share != 1.0:
+                g.mul_(ctx.share)
+            ga = torch.matmul(g, b.transpose(-2, -1)).sum_to_size(a.shape) if ctx.needs_input_grad[0] else None
+            gb = torch.matmul(a.transpose(-2, -1), g).sum_to_size(b.shape) if ctx.needs_input_grad[1] else None
+            return ga, gb, None, None
+
+    _FN["matmul"] = ProductRule.apply
+    return ProductRule.apply
 
 
 def mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -84,44 +122,18 @@ def mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return _reroute(za.detach(), [(za, 0.5), (zb, 0.5)])
 
 
-_FN: dict[str, Any] = {}
-
-
-def softmax_fn() -> Any:
-    """The AttnLRP softmax rule as an autograd function: with R_out = s ⊙ g, the gradient is
-    R_out − s·ΣR_out, so that x ⊙ gradient = x ⊙ (R_out − s·ΣR_out)."""
-    if "softmax" in _FN:
-        return _FN["softmax"]
+def softmax(x: torch.Tensor, dim: int, attention: str, dtype: Any = None) -> torch.Tensor:
+    """Softmax under the chosen attention treatment. CP: the attention probabilities are constants. AttnLRP:
+    with R_out = s ⊙ g, the rule R_in = x ⊙ (R_out − s·ΣR_out) asks for the gradient R_out − s·ΣR_out =
+    s ⊙ (g − Σ s⊙g), which is the softmax's own gradient, so the native (fused) backward carries the rule
+    exactly (tests/test_relevance_transformers.py checks it against the formula in float64)."""
     import torch
 
-    class AttnLRPSoftmax(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx: Any, x: torch.Tensor, dim: int) -> torch.Tensor:
-            s = torch.softmax(x, dim)
-            ctx.save_for_backward(s)
-            ctx.dim = dim
-            return s
-
-        @staticmethod
-        def backward(ctx: Any, g: torch.Tensor) -> Any:
-            (s,) = ctx.saved_tensors
-            r_out = s * g
-            return r_out - s * r_out.sum(ctx.dim, keepdim=True), None
-
-    _FN["softmax"] = AttnLRPSoftmax.apply
-    return AttnLRPSoftmax.apply
-
-
-def softmax(x: torch.Tensor, dim: int, attention: str, dtype: Any = None) -> torch.Tensor:
-    """Softmax under the chosen attention treatment (CP: attention probabilities are constants)."""
     if dtype is not None:
         x = x.to(dtype)
-    dim = dim if dim >= 0 else x.dim() + dim
     if attention == "cp" and x.dim() >= ATTENTION_MIN_DIM:
-        import torch
-
         return torch.softmax(x.detach(), dim)
-    return softmax_fn()(x, dim)  # type: ignore[no-any-return]
+    return torch.softmax(x, dim)
 
 
 def layer_norm(x: torch.Tensor, shape: Any, weight: torch.Tensor | None, bias: torch.Tensor | None,
@@ -129,15 +141,13 @@ def layer_norm(x: torch.Tensor, shape: Any, weight: torch.Tensor | None, bias: t
     """LayerNorm with its std held constant (the centring stays linear and keeps its gradient)."""
     import torch.nn.functional as F
 
-    dims = tuple(range(-len(tuple(shape)), 0))
-    exact = F.layer_norm(x, shape, weight, bias, eps)
     if not x.requires_grad:
-        return exact
+        return F.layer_norm(x, shape, weight, bias, eps)
+    dims = tuple(range(-len(tuple(shape)), 0))
     centred = x - x.mean(dims, keepdim=True)
-    std = (centred.detach().pow(2).mean(dims, keepdim=True) + eps).sqrt()
-    y = centred / std
+    y = centred * (centred.detach().pow(2).mean(dims, keepdim=True) + eps).rsqrt()
     y = y * weight if weight is not None else y
-    return exact.detach() + (y - y.detach())
+    return y + bias if bias is not None else y
 
 
 def rms_norm(x: torch.Tensor, shape: Any, weight: torch.Tensor | None, eps: float | None) -> torch.Tensor:
