@@ -286,3 +286,67 @@ def test_vit_lrp_leaves_the_model_untouched() -> None:
 def test_unknown_attention_lists_known() -> None:
     with pytest.raises(KeyError, match="attnlrp, cp"):
         attribute(TinyViT().eval(), torch.randn(1, 3, 16, 16), 0, method="lrp", attention="full")
+
+
+def _key_token_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Length-8 sequences over 20 tokens (key token 3 drawn out of the rest); label 1 iff token 3 occurs once."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(4, 20, (n, 8))
+    y = rng.integers(0, 2, n)
+    x[y == 1, rng.integers(0, 8, int(y.sum()))] = 3
+    return x, y.astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def text_model() -> tuple[nn.Module, np.ndarray, np.ndarray]:
+    """A small transformer trained until it reads the key token."""
+    torch.manual_seed(0)
+    model = TokenTransformer(vocab=20, length=8, dim=16, depth=1, heads=2, classes=2)
+    x, y = _key_token_data(512, 0)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    for step in range(300):
+        idx = torch.from_numpy(np.random.default_rng(step).integers(0, len(x), 64))
+        loss = F.cross_entropy(model(xt[idx]), yt[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval(), *_key_token_data(64, 1)
+
+
+@pytest.mark.parametrize("attention", ["attnlrp", "cp"])
+def test_trained_text_classifier_puts_most_relevance_on_the_key_token(text_model, attention: str) -> None:  # type: ignore[no-untyped-def]
+    model, x, y = text_model
+    ids = torch.from_numpy(x)
+    with torch.no_grad():
+        pred = model(ids).argmax(1).numpy()
+    assert (pred == y).mean() > 0.9
+    pos = np.flatnonzero((y == 1) & (pred == 1))
+    rel = attribute(model, ids[pos], 1, method="lrp", composite="epsilon", attention=attention)
+    top = rel.argmax(1)
+    hits = (x[pos, top] == 3).mean()
+    assert hits > 0.8, hits
+
+
+def test_token_page_shows_coloured_words(text_model, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import nnreport
+    from nnreport.config import ReportConfig
+    from nnreport.datasets import Dataset
+
+    model, x, y = text_model
+    data = Dataset("key-token", "sequence", x, y, x, y, class_names=("absent", "present"))
+    # the `vocab` a dataset may carry (frozen dataclass: set as the loader would)
+    object.__setattr__(data, "vocab", ["<pad>", "a", "b", "KEY<b>"] + [f"w{i}" for i in range(4, 20)])
+    cfg = ReportConfig(preset="quick", only=("relevance",), timings=False, cache=False)
+    insp = nnreport.inspect(model, data, cfg)
+    res = insp.result("relevance")
+    assert res.kind == "tokens" and res.words and len(res.words[0]) == 8
+    ran = {m.key for m in res.methods if not m.skipped}
+    assert {"input_x_gradient", "lrp_epsilon", "lrp_epsilon_cp"} <= ran
+    assert res.perturbation is not None and res.perturbation.replacement == "token:0"
+    attn = next(c for c in res.perturbation.curves if c.method == "lrp_epsilon")
+    assert attn.morf_aopc > res.perturbation.random_aopc  # deleting the relevant token first hurts most
+    nnreport.render(insp, tmp_path / "site")
+    html = (tmp_path / "site" / "relevance.html").read_text()
+    assert 'class="tok' in html and "KEY&lt;b&gt;" in html and "KEY<b>" not in html
+    assert "padding token (id 0)" in html and "not conservative by design" in html

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 MethodKey = Literal["sensitivity", "saliency", "gradient", "deconvnet", "guided_backprop", "input_x_gradient",
                     "integrated_gradients", "smoothgrad", "gradcam", "occlusion", "lrp_epsilon_plus_flat",
-                    "lrp_epsilon_gamma_box", "lrp_epsilon_alpha2_beta1", "lrp_epsilon_plus"]
+                    "lrp_epsilon_gamma_box", "lrp_epsilon_alpha2_beta1", "lrp_epsilon_plus", "lrp_epsilon",
+                    "lrp_epsilon_cp"]
 Replacement = Literal["uniform", "zero", "blur"]
 
 
@@ -94,6 +95,20 @@ METHOD_TEXT: dict[str, MethodText] = {
     "lrp_epsilon_plus": MethodText(
         "LRP ε-z⁺", True, "LRP with z⁺ on convolutions and ε on dense layers (no special input rule).",
         "As ε-z⁺-flat, but the input layer's rule depends on the input's signs.", "Montavon et al. 2019"),
+    "lrp_epsilon": MethodText(
+        "AttnLRP (ε)", True,
+        "LRP for transformers: ε on every linear layer, LayerNorm and GELU pass relevance unchanged (identity), "
+        "products of two activations (Q·Kᵀ, A·V) give each operand half, and relevance flows through the softmax "
+        "into queries and keys (R_in = x ⊙ (R_out − s·ΣR_out)). One backward pass.",
+        "Not conservative by design: the softmax rule's bias term absorbs relevance (see the conservation plot); "
+        "ε and the uniform split are choices.",
+        "Achtibat et al. 2024 (AttnLRP)"),
+    "lrp_epsilon_cp": MethodText(
+        "CP-LRP (ε)", True,
+        "LRP for transformers with the attention probabilities held constant: relevance flows through the values "
+        "only, never through queries and keys; LayerNorm and GELU as in AttnLRP. Conservative without biases.",
+        "Ignores what the attention pattern itself contributes to the decision.",
+        "Ali et al. 2022 (CP-LRP); Achtibat et al. 2024"),
 }
 SIGNED = {k: v.signed for k, v in METHOD_TEXT.items()}
 
@@ -198,7 +213,7 @@ class MaskShareResult:
 
 @dataclass(frozen=True)
 class RelevanceResult:
-    kind: Literal["image", "vector"]
+    kind: Literal["image", "vector", "tokens"]
     inputs: np.ndarray                   # grid samples as shown (images in [0, 1]) or raw features
     labels: np.ndarray | None            # true classes of grid rows
     predictions: np.ndarray
@@ -214,6 +229,7 @@ class RelevanceResult:
     mask_share: tuple[MaskShareResult, ...]
     mask_area: float | None
     notes: tuple[str, ...] = ()
+    words: tuple[tuple[str, ...], ...] = ()  # token inputs: each grid row's tokens (vocabulary words or ids)
 
 
 @analysis("relevance", title="Relevance heatmaps", config=RelevanceConfig, result=RelevanceResult, order=30)

@@ -20,11 +20,16 @@ from nnreport.analyses.relevance import (
     RelevanceResult,
 )
 from nnreport.errors import Skipped
+from nnreport.relevance.tokens import is_tokens, pad_id, vocabulary, words
 
 if TYPE_CHECKING:
     import torch
 
     from nnreport.context import Context
+
+
+# Added to the configured methods when the model has attention (found at the operation level).
+TRANSFORMER_METHODS = ("lrp_epsilon", "lrp_epsilon_cp")
 
 
 def method_call(key: str, config: RelevanceConfig, low: float, high: float, seed: int,
@@ -33,7 +38,9 @@ def method_call(key: str, config: RelevanceConfig, low: float, high: float, seed
     patch = config.occlusion_patch or max(1, side // 4)
     stride = config.occlusion_stride or max(1, patch // 2)
     if key.startswith("lrp_"):
-        return "lrp", {"composite": key[4:], "epsilon": config.epsilon, "gamma": config.gamma, "low": low, "high": high}
+        composite, attention = (key[4:-3], "cp") if key.endswith("_cp") else (key[4:], "attnlrp")
+        return "lrp", {"composite": composite, "epsilon": config.epsilon, "gamma": config.gamma, "low": low,
+                       "high": high, "attention": attention}
     return key, {
         "integrated_gradients": {"steps": config.ig_steps, "baseline": 0.0},
         "smoothgrad": {"samples": config.smoothgrad_samples, "noise": config.smoothgrad_noise, "seed": seed},
@@ -48,7 +55,13 @@ def settings_text(key: str, options: dict[str, Any]) -> str:
     if key.startswith("lrp_"):
         comp = composites.composite(options["composite"], options["epsilon"], options["gamma"], options["low"],
                                     options["high"])
-        return "; ".join(f"{where}: {rule}" for where, rule in comp.describe())
+        from nnreport.relevance.lrp.attention import DESCRIPTIONS
+
+        rows = [f"{where}: {rule}" for where, rule in comp.describe()]
+        if key in TRANSFORMER_METHODS:
+            rows += [DESCRIPTIONS["layer_norm"], DESCRIPTIONS["product"],
+                     DESCRIPTIONS["cp" if options["attention"] == "cp" else "attnlrp"]]
+        return "; ".join(rows)
     extra = {"integrated_gradients": "baseline 0 (the data mean after normalisation), midpoint Riemann sum",
              "smoothgrad": "σ = noise × each sample's value range",
              "occlusion": "patch over all channels, replaced by 0 (the data mean)",
@@ -72,9 +85,9 @@ def _check_output(ctx: Context, canon: Any, x: torch.Tensor) -> int:
 
     from nnreport.context import primary_output
 
-    if not x.is_floating_point():
-        raise Skipped("the inputs are not floating point (e.g. token ids), so no gradient reaches them; "
-                      "relevance methods do not apply")
+    if not x.is_floating_point() and not is_tokens(x):
+        raise Skipped(f"integer inputs of shape {tuple(x.shape[1:])} are not token sequences (N, T); relevance "
+                      "methods do not apply")
     if x.dim() > 4 or x.dim() < 2:
         raise Skipped(f"inputs of shape {tuple(x.shape[1:])} are neither images, sequences nor feature vectors")
     with torch.no_grad():
@@ -111,7 +124,8 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
     except ValueError as exc:
         raise Skipped(str(exc)) from exc
     n_classes = _check_output(ctx, canon, x_all)
-    rows = _rows(labels, n_classes, config, len(x_all), x_all.dim() == 2)
+    tokens = is_tokens(x_all)
+    rows = _rows(labels, n_classes, config, len(x_all), x_all.dim() == 2 and not tokens)
     pert_idx = list(range(min(config.perturbation_samples, len(x_all))))
     has_masks = data is not None and data.masks_test is not None and x_all.dim() == 4
     mask_idx = list(range(min(config.mask_samples, len(x_all)))) if has_masks else []
@@ -123,13 +137,14 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
     seed = ctx.config.seed
     side = min(x.shape[-2:]) if x.dim() == 4 else 1
     rep = ctx.stage()
-    steps_total = len(config.methods) * 2 + 2
+    keys = _method_keys(config, canon, x)
+    steps_total = len(keys) * 2 + 2
     maps: dict[str, np.ndarray] = {}
     infos: list[MethodResult] = []
     scores = None
     lrp_notes: dict[str, tuple[str, ...]] = {}
-    explain(canon, x[:1], target[:1], "gradient")  # warm-up, so that the first method's time is not inflated
-    for i, key in enumerate(config.methods):
+    explain(canon, x[:1], target[:1], "input_x_gradient")  # warm-up, so that the first method's time is not inflated
+    for i, key in enumerate(keys):
         rep.step(i, steps_total, f"relevance: {key}")
         name, options = method_call(key, config, low, high, seed, side)
         text = METHOD_TEXT[key]
@@ -155,8 +170,8 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
                       + "; ".join(f"{m.title}: {m.skipped}" for m in infos))
     notes: list[str] = []
     perturbation = _perturbation(ctx, canon, x, target, maps, [where[i] for i in pert_idx], config, low, high, rep,
-                                 len(config.methods), steps_total)
-    rep.step(len(config.methods) * 2, steps_total, "relevance: randomisation check")
+                                 len(keys), steps_total, pad_id(data) if tokens else None)
+    rep.step(len(keys) * 2, steps_total, "relevance: randomisation check")
     layers, randomisation = _randomisation(ctx, x[[where[i] for i in pert_idx[:config.randomisation_samples]]],
                                            target[[where[i] for i in pert_idx[:config.randomisation_samples]]],
                                            maps, [where[i] for i in pert_idx[:config.randomisation_samples]],
@@ -165,7 +180,7 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
                          for k in maps if k.startswith("lrp_"))
     shares, area = _mask_shares(data, maps, mask_idx, where) if has_masks else ((), None)
     grid = [where[i] for i in rows]
-    kind = "vector" if x.dim() == 2 else "image"
+    kind = "tokens" if tokens else "vector" if x.dim() == 2 else "image"
     shown = x_np[rows]
     if data is not None and data.kind == "image" and x.dim() == 4:
         shown = data.to_display(shown)
@@ -199,6 +214,7 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
         mask_share=shares,
         mask_area=area,
         notes=tuple(notes),
+        words=words(x_np[rows], vocabulary(data)) if tokens else (),
     )
 
 
@@ -220,9 +236,21 @@ def _score_fn(canon: Any) -> Any:
     return score
 
 
+def _method_keys(config: RelevanceConfig, canon: Any, x: torch.Tensor) -> tuple[str, ...]:
+    """The configured methods, plus AttnLRP and CP-LRP where the model has attention."""
+    from nnreport.relevance.lrp.attention import attention_maps
+
+    keys = tuple(config.methods)
+    if all(k in keys for k in TRANSFORMER_METHODS) or not attention_maps(canon.model, x[:1]):
+        return keys
+    return keys + tuple(k for k in TRANSFORMER_METHODS if k not in keys)
+
+
 def _perturbation(ctx: Context, canon: Any, x: torch.Tensor, target: torch.Tensor, maps: dict[str, np.ndarray],
                   idx: list[int], config: RelevanceConfig, low: float, high: float, rep: Any, done: int,
-                  total: int) -> PerturbationResult | None:
+                  total: int, pad: int | None = None) -> PerturbationResult | None:
+    import torch
+
     from nnreport.relevance import perturbation as P
 
     if not idx or config.steps < 1:
@@ -230,7 +258,8 @@ def _perturbation(ctx: Context, canon: Any, x: torch.Tensor, target: torch.Tenso
     xs, ts = x[idx], target[idx]
     ids, count = P.region_index(tuple(xs.shape[1:]), config.region if xs.dim() == 4 else 1)
     rng = ctx.rng("relevance-perturbation")
-    fill = P.replacement_values(xs, config.replacement, low, high, rng)
+    # token ids: a deleted token becomes the pad id
+    fill = P.replacement_values(xs, config.replacement, low, high, rng) if pad is None else torch.full_like(xs, pad)
     score = _score_fn(canon)
     steps = min(config.steps, count)
     randoms = [P.perturbation_curve(score, xs, ts, np.stack([rng.permutation(count) for _ in idx]), ids, steps, fill)
@@ -244,7 +273,8 @@ def _perturbation(ctx: Context, canon: Any, x: torch.Tensor, target: torch.Tenso
         curves.append(CurveResult(key, a.drop, b.drop, a.aopc, a.se, b.aopc, b.se))
     random_drop = np.mean([r.drop for r in randoms], axis=0)
     return PerturbationResult(
-        region=config.region if xs.dim() == 4 else 1, steps=steps, replacement=config.replacement, samples=len(idx),
+        region=config.region if xs.dim() == 4 else 1, steps=steps,
+        replacement=config.replacement if pad is None else f"token:{pad}", samples=len(idx),
         regions_total=count, random=random_drop, random_aopc=float(np.mean([r.aopc for r in randoms])),
         random_se=float(np.mean([r.se for r in randoms])), curves=tuple(curves))
 

@@ -428,3 +428,18 @@ class Rules:
             return self.embedding
         return out
 
+
+
+def attention_maps(model: Any, x: torch.Tensor) -> list[torch.Tensor]:
+    """The attention probabilities (after softmax over keys) of every attention call in one forward pass, in
+    call order, found at the operation level (nn.MultiheadAttention, scaled_dot_product_attention, softmax over
+    ≥ 3-D scores). Plain forward: nothing of the model changes."""
+    import torch
+
+    from nnreport.context import primary_output
+    from nnreport.relevance import engine
+
+    hook = Rules(lrp=False, record_attention=True)
+    with torch.no_grad(), engine.mode(model_input=x, transformer=hook):
+        primary_output(model(x))
+    return hook.maps
