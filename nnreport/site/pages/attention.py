@@ -1,0 +1,196 @@
+"""attention.html: rollout beside AttnLRP per sample, then every attention layer's head-averaged and per-head
+maps (patch-grid overlays for images, token × token matrices for sequences)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nnreport.site import images
+from nnreport.site.formatting import fmt_float
+from nnreport.site.pages import page
+
+if TYPE_CHECKING:
+    from nnreport.attention.results import AttentionResult
+    from nnreport.inspection import AnalysisRecord, Inspection
+    from nnreport.site.assets import Assets, ImageRef
+
+TARGET_PX = 96   # images and matrices are enlarged (pixelated) to about this size
+HEADS_SHOWN = 16  # per layer
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    background: str
+    dark: bool
+    value: str
+
+
+@dataclass(frozen=True)
+class SampleRow:
+    """One sample: its input, AttnLRP and rollout side by side, and how far they agree."""
+
+    label: str
+    input_image: ImageRef | None
+    lrp_image: ImageRef | None
+    rollout_image: ImageRef | None
+    lrp_words: tuple[Word, ...]
+    rollout_words: tuple[Word, ...]
+    agreement: str
+    scale: int
+
+
+@dataclass(frozen=True)
+class LayerMaps:
+    """One attention layer for one sample: the head average first, then each head."""
+
+    sample: str
+    average: ImageRef
+    heads: tuple[ImageRef, ...]
+    scale: int
+
+
+@dataclass(frozen=True)
+class LayerBlock:
+    name: str
+    heads: int
+    entropy: str   # mean attention entropy (nats) over heads and queries: low = focused
+    maps: tuple[LayerMaps, ...]
+
+
+@dataclass(frozen=True)
+class AttentionPage:
+    records: tuple[AnalysisRecord, ...]
+    notes: tuple[str, ...]
+    kind: str
+    what: str            # what a map shows (which query row, over what)
+    samples: tuple[SampleRow, ...]
+    layers: tuple[LayerBlock, ...]
+    legend_signed: ImageRef
+    legend_unsigned: ImageRef
+    tokens: tuple[str, ...]  # token labels of the first sample (matrix axes), for sequences
+    mean_agreement: str
+
+
+def _hex(rgb: np.ndarray) -> str:
+    return "#" + "".join(f"{int(c):02x}" for c in rgb)
+
+
+def _words(words: tuple[str, ...], values: np.ndarray, signed: bool) -> tuple[Word, ...]:
+    m = float(np.abs(values).max()) or 1.0
+    lo = -m if signed else 0.0
+    rgb = images.colourize(values[None, :], "rdbu" if signed else "magma", lo, m)[0]
+    return tuple(Word(w, _hex(rgb[j]), (abs(float(values[j])) > 0.6 * m) if signed else float(values[j]) < 0.5 * m,
+                      fmt_float(float(values[j]), 3)) for j, w in enumerate(words))
+
+
+def _overlay(base: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    """A patch-grid map (rows, cols) over an RGB image (H, W, 3): magma at half opacity."""
+    h, w = base.shape[:2]
+    rows, cols = heat.shape
+    big = np.repeat(np.repeat(heat, h // rows, 0), w // cols, 1)
+    top = float(big.max()) or 1.0
+    colour = images.colourize(big, "magma", 0.0, top).astype(np.float64)
+    return (0.5 * base.astype(np.float64) + 0.5 * colour).round().astype(np.uint8)
+
+
+def _factor(size: int) -> int:
+    return max(1, TARGET_PX // max(size, 1))
+
+
+def _grid_of(res: AttentionResult, row: np.ndarray) -> np.ndarray:
+    assert res.grid is not None
+    return row[res.prefix:].reshape(res.grid)
+
+
+def _sample_rows(res: AttentionResult, assets: Assets) -> tuple[SampleRow, ...]:
+    rows = []
+    for i in range(len(res.targets)):
+        label = (f"sample {i}: explains {_name(res.class_names, int(res.targets[i]))}, predicted "
+                 f"{_name(res.class_names, int(res.predictions[i]))}")
+        agree = fmt_float(float(res.agreement[i]), 2) if res.agreement is not None else "–"
+        if res.kind == "image":
+            base = images.to_rgb(res.inputs[i])
+            f = _factor(max(base.shape[:2]))
+            m = float(np.abs(res.lrp[i]).max()) or 1.0
+            lrp = assets.png(f"lrp-{i}", images.colourize(res.lrp[i], "rdbu", -m, m), f"AttnLRP for sample {i}")
+            roll = None
+            if res.rollout_scores is not None and res.grid is not None:
+                roll = assets.png(f"rollout-{i}", _overlay(base, _grid_of(res, res.rollout_scores[i])),
+                                  f"attention rollout for sample {i}")
+            rows.append(SampleRow(label, assets.png(f"input-{i}", base, f"input {i}"), lrp, roll, (), (), agree, f))
+            continue
+        words = res.words[i]
+        roll_words = _words(words, res.rollout_scores[i], False) if res.rollout_scores is not None else ()
+        rows.append(SampleRow(label, None, None, None, _words(words, res.lrp[i], True), roll_words, agree, 1))
+    return tuple(rows)
+
+
+def _entropy(maps: np.ndarray) -> float:
+    p = np.clip(maps.astype(np.float64), 1e-12, 1.0)
+    return float(-(p * np.log(p)).sum(-1).mean())
+
+
+def _map_image(res: AttentionResult, assets: Assets, name: str, probs: np.ndarray, sample: int,
+               alt: str) -> tuple[ImageRef, int]:
+    """A head's (or the average's) map: the read-out row over the patch grid, else the full matrix."""
+    if res.kind == "image" and res.grid is not None:
+        row = probs[0] if res.prefix else probs.mean(0)
+        base = images.to_rgb(res.inputs[sample])
+        return assets.png(name, _overlay(base, _grid_of(res, row)), alt), _factor(max(base.shape[:2]))
+    rgb = images.colourize(probs, "magma", 0.0, float(probs.max()) or 1.0)
+    return assets.png(name, rgb, alt), _factor(probs.shape[0])
+
+
+def _layer_blocks(res: AttentionResult, assets: Assets) -> tuple[LayerBlock, ...]:
+    blocks = []
+    for k, layer in enumerate(res.layers):
+        per_sample = []
+        for i in range(len(layer.maps)):
+            avg, f = _map_image(res, assets, f"l{k}-s{i}-avg", layer.maps[i].mean(0), i,
+                                f"{layer.name}, sample {i}, mean over heads")
+            heads = tuple(_map_image(res, assets, f"l{k}-s{i}-h{h}", layer.maps[i, h], i,
+                                     f"{layer.name}, sample {i}, head {h + 1}")[0]
+                          for h in range(min(layer.heads, HEADS_SHOWN)))
+            per_sample.append(LayerMaps(f"sample {i}", avg, heads, f))
+        blocks.append(LayerBlock(layer.name, layer.heads, f"{_entropy(layer.maps):.2f}", tuple(per_sample)))
+    return tuple(blocks)
+
+
+def _name(names: tuple[str, ...], idx: int) -> str:
+    return names[idx] if 0 <= idx < len(names) else str(idx)
+
+
+def _what(res: AttentionResult) -> str:
+    if res.kind == "image" and res.grid is not None:
+        row = "the class token's row" if res.prefix else "the mean over query rows"
+        return (f"{row} of each attention matrix over the {res.grid[0]}×{res.grid[1]} patch grid, "
+                "drawn over the input (magma: bright = much attention)")
+    return ("the full attention matrix: rows are queries, columns keys, in token order (magma: bright = much "
+            "attention; each row sums to 1)")
+
+
+def _legend(assets: Assets, cmap: str, name: str) -> ImageRef:
+    signed = cmap == "rdbu"
+    ramp = np.tile(np.linspace(-1 if signed else 0, 1, 160)[None, :], (10, 1))
+    return assets.png(name, images.colourize(ramp, cmap, -1 if signed else 0, 1),  # type: ignore[arg-type]
+                      "colour scale: negative blue, zero white, positive red" if signed
+                      else "colour scale: zero dark, high bright")
+
+
+@page("attention", title="Attention", analyses=("attention",), order=32)
+def attention_page(insp: Inspection, assets: Assets) -> AttentionPage:
+    res: Any = insp.result("attention")
+    record = insp.record("attention")
+    agreement = res.agreement[np.isfinite(res.agreement)] if res.agreement is not None else np.zeros(0)
+    return AttentionPage(
+        records=tuple(r for r in (record,) if r is not None), notes=res.notes, kind=res.kind, what=_what(res),
+        samples=_sample_rows(res, assets), layers=_layer_blocks(res, assets),
+        legend_signed=_legend(assets, "rdbu", "legend-signed"), legend_unsigned=_legend(assets, "magma", "legend-unsigned"),
+        tokens=res.words[0] if res.words else (),
+        mean_agreement=fmt_float(float(agreement.mean()), 2) if agreement.size and math.isfinite(float(agreement.mean()))
+        else "–")
