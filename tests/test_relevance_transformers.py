@@ -350,3 +350,73 @@ def test_token_page_shows_coloured_words(text_model, tmp_path) -> None:  # type:
     html = (tmp_path / "site" / "relevance.html").read_text()
     assert 'class="tok' in html and "KEY&lt;b&gt;" in html and "KEY<b>" not in html
     assert "padding token (id 0)" in html and "not conservative by design" in html
+
+
+class MaskedMHA(nn.Module):
+    """nn.MultiheadAttention with everything the written-out version must honour: separate key/value sizes,
+    bias_k/bias_v, a zero-attention slot, an attention mask and a key padding mask, returned weights."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(8, 2, kdim=6, vdim=5, add_bias_kv=True, add_zero_attn=True, batch_first=True)
+        self.head = nn.Linear(8 + 9, 3)  # keys: 7 + bias_k + the zero slot
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = x[..., :8], x[..., 8:14], x[..., 14:19]
+        t = x.shape[1]
+        causal = torch.ones(t, t, dtype=torch.bool).triu(1)
+        pad = torch.zeros(x.shape[0], t, dtype=torch.bool)
+        pad[:, -1] = True
+        out, w = self.attn(q, k, v, attn_mask=causal, key_padding_mask=pad, need_weights=True)
+        return self.head(torch.cat([out.mean(1), w.mean(1)], 1))
+
+
+@pytest.mark.parametrize("attention", ["attnlrp", "cp"])
+def test_written_out_mha_keeps_masks_and_outputs(attention: str) -> None:
+    torch.manual_seed(9)
+    model = MaskedMHA().double().eval()
+    x = torch.randn(3, 7, 19, dtype=torch.float64)
+    with torch.no_grad():
+        want = model(x)
+    e = explain(model, x, [0, 1, 2], method="lrp", composite="epsilon", attention=attention)
+    torch.testing.assert_close(e.scores, want[torch.arange(3), torch.tensor([0, 1, 2])])
+    assert "multi_head_attention_forward → written out" in " ".join(e.audit.rules)
+    assert np.isfinite(e.relevance.numpy()).all() and np.abs(e.relevance.numpy()).sum() > 0
+
+
+class Norms(nn.Module):
+    """RMSNorm built in and written by hand (x · rsqrt(mean x² + ε)), LayerNorm written with sqrt."""
+
+    def __init__(self, hand: bool) -> None:
+        super().__init__()
+        self.hand = hand
+        self.a, self.norm, self.head = nn.Linear(5, 6), nn.RMSNorm(6, eps=1e-6), nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)
+        if self.hand:
+            h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6) * self.norm.weight
+            c = h - h.mean(-1, keepdim=True)
+            h = c / torch.sqrt(c.pow(2).mean(-1, keepdim=True) + 1e-5)
+        else:
+            h = F.layer_norm(self.norm(h), (6,), eps=1e-5)
+        return self.head(h)
+
+
+def test_rms_norm_and_hand_written_norms_hold_their_normaliser_constant() -> None:
+    torch.manual_seed(10)
+    built = Norms(hand=False).double().eval()
+    hand = Norms(hand=True).double().eval()
+    hand.load_state_dict(built.state_dict())
+    x = torch.randn(4, 5, dtype=torch.float64)
+    a = explain(built, x, 1, method="lrp", rule="zero")
+    b = explain(hand, x, 1, method="lrp", rule="zero")
+    np.testing.assert_allclose(a.relevance.numpy(), b.relevance.numpy(), rtol=1e-5, atol=1e-9)
+    assert "rms_norm → identity (rms constant)" in a.audit.rules
+    assert "rsqrt → constant (hand-written norm)" in b.audit.rules and "sqrt → constant (hand-written norm)" in b.audit.rules
+    # identity rules: without biases the norms pass relevance on undiminished
+    with torch.no_grad():
+        built.a.bias.zero_()
+        built.head.bias.zero_()
+    c = explain(built, x, 1, method="lrp", rule="zero")
+    np.testing.assert_allclose(c.relevance.sum(1).numpy(), c.scores.numpy(), rtol=1e-6)
