@@ -154,3 +154,55 @@ def test_cnn_is_skipped_with_a_reason() -> None:
     insp = nnreport.inspect(TinyCNN().eval(), None, _cfg(), example_inputs=(torch.randn(2, 1, 16, 16),))
     record = insp.record("attention")
     assert record.status == "skipped" and "no attention" in record.message
+
+
+def test_sequence_layers_are_the_blocks_not_their_internals() -> None:
+    from nnreport.attention.units import candidates
+
+    from models import RecurrentNet, TextClassifier
+
+    ids = torch.randint(0, 20, (2, 8))
+    assert [p for p, _ in candidates(TokenTransformer().eval(), ids)] == ["embed", "blocks.0", "blocks.1"]
+    assert [p for p, _ in candidates(TextClassifier().eval(), ids)] == ["emb", "enc.layers.0", "enc.layers.1", "gru"]
+    assert [p for p, _ in candidates(RecurrentNet().eval(), torch.randn(2, 7, 6))] == ["rnn"]
+
+    class Conv(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb, self.conv = nn.Embedding(20, 4), nn.Conv1d(4, 5, 3, padding=1)
+
+        def forward(self, t: torch.Tensor) -> torch.Tensor:
+            return self.conv(self.emb(t).transpose(1, 2)).mean(2)
+
+    assert candidates(Conv().eval(), ids) == [("emb", "Embedding"), ("conv", "Conv1d")]
+
+
+def test_top_windows_against_a_sort() -> None:
+    from nnreport.attention.units import top_windows
+
+    acts = np.random.default_rng(0).normal(size=(5, 6, 3))
+    values, samples, positions = top_windows(acts, 4)
+    for u in range(3):
+        want = np.sort(acts[:, :, u].ravel())[::-1][:4]
+        np.testing.assert_allclose(values[u], want)
+        np.testing.assert_allclose(acts[samples[u], positions[u], u], want)
+
+
+def test_sequence_units_on_an_lstm_without_attention(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from nnreport.datasets import Dataset
+
+    from models import RecurrentNet
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 7, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 40)
+    cfg = ReportConfig(preset="quick", only=("attention", "sequence_units"), timings=False, cache=False)
+    insp = nnreport.inspect(RecurrentNet().eval(), Dataset("s", "sequence", x, y, x, y), cfg)
+    assert insp.record("attention").status == "skipped"
+    res = insp.result("sequence_units")
+    layer = res.layers[0]
+    assert layer.path == "rnn" and layer.windows.shape == (8, 4, 7) and res.half == 3
+    assert (layer.windows[:, :, 3] == layer.positions).all()  # float sequences: the window holds positions
+    nnreport.render(insp, tmp_path / "site")
+    html = (tmp_path / "site" / "attention.html").read_text()
+    assert "Units of sequence layers" in html and "<mark>t" in html and "Rollout beside" not in html

@@ -35,3 +35,27 @@ class AttentionResult:
     class_names: tuple[str, ...]
     agreement: np.ndarray | None             # per sample: Spearman rank correlation of rollout and |LRP| per token
     notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SequenceLayer:
+    """One sequence layer's units and the token windows that excite each most."""
+
+    path: str
+    type: str
+    units: int
+    shown: int                  # the first `shown` units
+    values: np.ndarray          # (shown, k) activation at the window's centre, best first
+    samples: np.ndarray         # (shown, k) index into the training inputs
+    positions: np.ndarray       # (shown, k) the centre token's position
+    windows: np.ndarray         # (shown, k, 2·half + 1) token ids (or positions for float sequences); −1 off the ends
+    labels: np.ndarray | None   # (shown, k) labels of those inputs
+
+
+@dataclass(frozen=True)
+class SequenceUnitsResult:
+    layers: tuple[SequenceLayer, ...]
+    kind: Literal["tokens", "sequence"]
+    vocab: tuple[str, ...]      # id -> word ("" entries never used); empty: ids are shown
+    examples_seen: int
+    half: int                   # tokens either side of the centre

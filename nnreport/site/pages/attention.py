@@ -1,5 +1,6 @@
-"""attention.html: rollout beside AttnLRP per sample, then every attention layer's head-averaged and per-head
-maps (patch-grid overlays for images, token × token matrices for sequences)."""
+"""attention.html: rollout beside AttnLRP per sample, every attention layer's head-averaged and per-head maps
+(patch-grid overlays for images, token × token matrices for sequences), and the top token windows of the units
+of sequence layers."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from nnreport.site.formatting import fmt_float
 from nnreport.site.pages import page
 
 if TYPE_CHECKING:
-    from nnreport.attention.results import AttentionResult
+    from nnreport.attention.results import AttentionResult, SequenceUnitsResult
     from nnreport.inspection import AnalysisRecord, Inspection
     from nnreport.site.assets import Assets, ImageRef
 
@@ -63,6 +64,30 @@ class LayerBlock:
 
 
 @dataclass(frozen=True)
+class Window:
+    before: tuple[str, ...]
+    centre: str
+    after: tuple[str, ...]
+    value: str
+    where: str   # "input 12, position 3" (and its label)
+
+
+@dataclass(frozen=True)
+class UnitRow:
+    unit: int
+    windows: tuple[Window, ...]
+
+
+@dataclass(frozen=True)
+class UnitLayer:
+    path: str
+    type: str
+    units: int
+    shown: int
+    rows: tuple[UnitRow, ...]
+
+
+@dataclass(frozen=True)
 class AttentionPage:
     records: tuple[AnalysisRecord, ...]
     notes: tuple[str, ...]
@@ -74,6 +99,9 @@ class AttentionPage:
     legend_unsigned: ImageRef
     tokens: tuple[str, ...]  # token labels of the first sample (matrix axes), for sequences
     mean_agreement: str
+    has_attention: bool
+    unit_layers: tuple[UnitLayer, ...]
+    units_seen: int
 
 
 def _hex(rgb: np.ndarray) -> str:
@@ -182,15 +210,49 @@ def _legend(assets: Assets, cmap: str, name: str) -> ImageRef:
                       else "colour scale: zero dark, high bright")
 
 
-@page("attention", title="Attention", analyses=("attention",), order=32)
+def _unit_layers(units: SequenceUnitsResult | None, names: tuple[str, ...]) -> tuple[UnitLayer, ...]:
+    if units is None:
+        return ()
+    def word(i: int) -> str:
+        if i < 0:
+            return ""
+        if units.kind == "sequence":
+            return f"t{i}"
+        return units.vocab[i] if i < len(units.vocab) else str(i)
+
+    h = units.half
+    out = []
+    for layer in units.layers:
+        rows = []
+        for u in range(layer.shown):
+            wins = []
+            for j in range(layer.values.shape[1]):
+                ws = [word(int(i)) for i in layer.windows[u, j]]
+                label = f", label {_name(names, int(layer.labels[u, j]))}" if layer.labels is not None else ""
+                wins.append(Window(tuple(w for w in ws[:h] if w), ws[h], tuple(w for w in ws[h + 1:] if w),
+                                   fmt_float(float(layer.values[u, j]), 3),
+                                   f"training input {int(layer.samples[u, j])}, position {int(layer.positions[u, j])}{label}"))
+            rows.append(UnitRow(u, tuple(wins)))
+        out.append(UnitLayer(layer.path, layer.type, layer.units, layer.shown, tuple(rows)))
+    return tuple(out)
+
+
+@page("attention", title="Attention", analyses=("attention", "sequence_units"), order=32)
 def attention_page(insp: Inspection, assets: Assets) -> AttentionPage:
     res: Any = insp.result("attention")
-    record = insp.record("attention")
+    units: Any = insp.result("sequence_units")
+    records = tuple(r for r in (insp.record("attention"), insp.record("sequence_units")) if r is not None)
+    names = tuple(res.class_names) if res is not None else ()
+    if res is None:
+        return AttentionPage(records, (), "", "", (), (), _legend(assets, "rdbu", "legend-signed"),
+                             _legend(assets, "magma", "legend-unsigned"), (), "–", False, _unit_layers(units, names),
+                             units.examples_seen if units is not None else 0)
     agreement = res.agreement[np.isfinite(res.agreement)] if res.agreement is not None else np.zeros(0)
     return AttentionPage(
-        records=tuple(r for r in (record,) if r is not None), notes=res.notes, kind=res.kind, what=_what(res),
+        records=records, notes=res.notes, kind=res.kind, what=_what(res),
         samples=_sample_rows(res, assets), layers=_layer_blocks(res, assets),
         legend_signed=_legend(assets, "rdbu", "legend-signed"), legend_unsigned=_legend(assets, "magma", "legend-unsigned"),
         tokens=res.words[0] if res.words else (),
         mean_agreement=fmt_float(float(agreement.mean()), 2) if agreement.size and math.isfinite(float(agreement.mean()))
-        else "–")
+        else "–", has_attention=True, unit_layers=_unit_layers(units, names),
+        units_seen=units.examples_seen if units is not None else 0)
