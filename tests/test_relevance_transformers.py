@@ -420,3 +420,15 @@ def test_rms_norm_and_hand_written_norms_hold_their_normaliser_constant() -> Non
         built.head.bias.zero_()
     c = explain(built, x, 1, method="lrp", rule="zero")
     np.testing.assert_allclose(c.relevance.sum(1).numpy(), c.scores.numpy(), rtol=1e-6)
+
+
+def test_token_leaf_found_through_a_copy_of_the_ids() -> None:
+    class Casting(TokenTransformer):
+        def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+            return super().forward(tokens.long().clone())
+
+    torch.manual_seed(11)
+    model = Casting(bias=False).eval()
+    ids = torch.randint(0, 20, (3, 8))
+    e = explain(model, ids, 0, method="lrp", composite="epsilon", attention="cp")
+    np.testing.assert_allclose(e.relevance.sum(1).numpy(), e.scores.numpy(), rtol=0.05, atol=1e-4)
