@@ -15,7 +15,7 @@ from nnreport import codec
 from nnreport.attention.compute import patch_grid, rollout
 from nnreport.attention.results import AttentionResult
 from nnreport.config import ReportConfig
-from nnreport.relevance.lrp.attention import attention_maps
+from nnreport.relevance.lrp.transformer import attention_maps
 
 from models import TinyCNN, TinyViT, TokenTransformer
 

@@ -112,7 +112,7 @@ def run(ctx: Context, config: AttentionConfig) -> AttentionResult:
 
     from nnreport.context import primary_output
     from nnreport.relevance import prepare
-    from nnreport.relevance.lrp.attention import attention_maps
+    from nnreport.relevance.lrp.transformer import attention_maps
     from nnreport.relevance.methods import resolve_target
 
     x_np, _labels_true, data = _inputs(ctx, config.samples)

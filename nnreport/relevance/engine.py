@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from nnreport.context import tensors_in
 from nnreport.relevance.lrp import rules
-from nnreport.relevance.lrp.attention import NOT_HANDLED
+from nnreport.relevance.lrp.transformer import NOT_HANDLED
 
 if TYPE_CHECKING:
     import torch

@@ -65,7 +65,7 @@ def _run(canon: Canonical, x: torch.Tensor, target: torch.Tensor, relu: engine.R
     import torch
 
     from nnreport.context import primary_output
-    from nnreport.relevance.lrp.attention import Rules
+    from nnreport.relevance.lrp.transformer import Rules
 
     tokens = not x.is_floating_point()
     xin = x.detach().clone() if tokens else x.detach().clone().requires_grad_(True)

@@ -238,7 +238,7 @@ def _score_fn(canon: Any) -> Any:
 
 def _method_keys(config: RelevanceConfig, canon: Any, x: torch.Tensor) -> tuple[str, ...]:
     """The configured methods, plus AttnLRP and CP-LRP where the model has attention."""
-    from nnreport.relevance.lrp.attention import attention_maps
+    from nnreport.relevance.lrp.transformer import attention_maps
 
     keys = tuple(config.methods)
     if all(k in keys for k in TRANSFORMER_METHODS) or not attention_maps(canon.model, x[:1]):
