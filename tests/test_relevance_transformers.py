@@ -350,6 +350,7 @@ def test_token_page_shows_coloured_words(text_model, tmp_path) -> None:  # type:
     html = (tmp_path / "site" / "relevance.html").read_text()
     assert 'class="tok' in html and "KEY&lt;b&gt;" in html and "KEY<b>" not in html
     assert "padding token (id 0)" in html and "not conservative by design" in html
+    assert "Conservation on these" in html  # the gap, stated on the AttnLRP and CP-LRP cards
 
 
 class MaskedMHA(nn.Module):

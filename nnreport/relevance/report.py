@@ -162,8 +162,9 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
         elapsed = (time.perf_counter() - start) / len(x)
         maps[key] = e.relevance.detach().numpy().astype(np.float32)
         scores = e.scores.numpy() if scores is None else scores
-        lrp_notes[key] = tuple(e.notes)
-        infos.append(MethodResult(key, text.title, text.signed, settings, notes=tuple(e.notes),
+        notes_k = tuple(e.notes) + ((_gap_note(maps[key], e.scores.numpy()),) if key in TRANSFORMER_METHODS else ())
+        lrp_notes[key] = notes_k
+        infos.append(MethodResult(key, text.title, text.signed, settings, notes=notes_k,
                                   seconds_per_sample=round(elapsed, 6) if ctx.config.timings else None))
     if scores is None:
         raise Skipped("no relevance method applies to this model: "
@@ -234,6 +235,17 @@ def _score_fn(canon: Any) -> Any:
             return select(primary_output(canon.model(batch)), t)
 
     return score
+
+
+def _gap_note(relevance: np.ndarray, scores: np.ndarray) -> str:
+    """How much of the explained score the map's sum keeps, on these samples (the conservation gap)."""
+    sums = relevance.reshape(len(relevance), -1).sum(1).astype(np.float64)
+    ok = np.abs(scores) > 1e-6
+    if not ok.any():
+        return "Conservation: every explained score is zero here."
+    share = np.median(sums[ok] / scores[ok])
+    return (f"Conservation on these {int(ok.sum())} samples: the map sums to a median {share:.0%} of the explained "
+            f"score (gap {1 - share:+.0%}; biases and, for AttnLRP, the softmax rule absorb the rest).")
 
 
 def _method_keys(config: RelevanceConfig, canon: Any, x: torch.Tensor) -> tuple[str, ...]:
