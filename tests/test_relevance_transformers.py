@@ -433,3 +433,49 @@ def test_token_leaf_found_through_a_copy_of_the_ids() -> None:
     ids = torch.randint(0, 20, (3, 8))
     e = explain(model, ids, 0, method="lrp", composite="epsilon", attention="cp")
     np.testing.assert_allclose(e.relevance.sum(1).numpy(), e.scores.numpy(), rtol=0.05, atol=1e-4)
+
+
+class LlamaStyle(nn.Module):
+    """A decoder block as Hugging Face code writes it: hand-written RMSNorm (rsqrt), attention with matmul,
+    a causal mask from finfo.min, softmax in float32 via dtype=, and a SiLU-gated MLP; no biases."""
+
+    def __init__(self, vocab: int = 30, dim: int = 16, heads: int = 2) -> None:
+        super().__init__()
+        self.heads = heads
+        self.embed = nn.Embedding(vocab, dim)
+        self.norm1, self.norm2 = nn.Parameter(torch.ones(dim)), nn.Parameter(torch.ones(dim))
+        self.q, self.k, self.v, self.o = (nn.Linear(dim, dim, bias=False) for _ in range(4))
+        self.gate, self.up, self.down = nn.Linear(dim, 32, bias=False), nn.Linear(dim, 32, bias=False), nn.Linear(32, dim, bias=False)
+        self.head = nn.Linear(dim, 2, bias=False)
+
+    @staticmethod
+    def _rms(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        variance = h.to(torch.float32).pow(2).mean(-1, keepdim=True)
+        return w * (h * torch.rsqrt(variance + 1e-6))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        h = self.embed(ids)
+        n, t, d = h.shape
+        a = self._rms(h, self.norm1)
+        q, k, v = (f(a).view(n, t, self.heads, -1).transpose(1, 2) for f in (self.q, self.k, self.v))
+        w = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(d // self.heads)
+        mask = torch.full((t, t), torch.finfo(w.dtype).min).triu(1)
+        w = nn.functional.softmax(w + mask, dim=-1, dtype=torch.float32).to(q.dtype)
+        h = h + self.o(torch.matmul(w, v).transpose(1, 2).reshape(n, t, d))
+        m = self._rms(h, self.norm2)
+        h = h + self.down(F.silu(self.gate(m)) * self.up(m))
+        return self.head(h[:, -1])
+
+
+def test_hugging_face_style_block_is_covered_and_cp_conserves() -> None:
+    torch.manual_seed(12)
+    model = LlamaStyle().eval()
+    ids = torch.randint(0, 30, (4, 7))
+    e = explain(model, ids, None, method="lrp", composite="epsilon", attention="cp")
+    np.testing.assert_allclose(e.relevance.sum(1).numpy(), e.scores.numpy(), rtol=0.05, atol=1e-4)
+    # pow feeds only the held normaliser, so no relevance passes it, but it is named (it has no rule)
+    assert set(e.audit.unhandled) == {"pow"}, e.audit.unhandled
+    rules = " ".join(e.audit.rules)
+    assert "rsqrt → constant" in rules and "mul (activation × activation" in rules and "constant (CP)" in rules
+    full = explain(model, ids, None, method="lrp", composite="epsilon")
+    assert "matmul (activation × activation → ε, uniform split)" in full.audit.rules

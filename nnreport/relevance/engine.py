@@ -142,7 +142,8 @@ def _mode_type() -> type:
             if self.composite is not None and name in ACTIVATIONS:
                 return self._activation(func, name, args, kwargs)
             out = func(*args, **kwargs)
-            if self.composite is not None and name not in SAFE_OPS and name not in METADATA:
+            if (self.composite is not None and name not in SAFE_OPS and name not in METADATA
+                    and isinstance(out, torch.Tensor) and out.requires_grad):  # ops on constants carry no relevance
                 self._audit_other(name, args, kwargs)
             return out
 

@@ -88,10 +88,13 @@ class Rules:
             if label:
                 self._count(mode, f"{name.strip('_')} ({label})")
             return out
-        if (name in MUL_OPS and len(tensors) == 2 and not kwargs and all(t.requires_grad for t in tensors)
-                and min(t.numel() for t in tensors) > 1):
-            self._count(mode, "mul (activation × activation → uniform split)")
-            return mul(tensors[0], tensors[1])
+        if name in MUL_OPS and len(tensors) == 2 and not kwargs and min(t.numel() for t in tensors) > 1:
+            if all(t.requires_grad for t in tensors):
+                self._count(mode, "mul (activation × activation → uniform split)")
+                return mul(tensors[0], tensors[1])
+            if any(t.requires_grad for t in tensors):  # scaling by a constant (a weight, a held normaliser): linear
+                self._count(mode, "mul (activation × constant → linear)")
+                return func(*args)
         return NOT_HANDLED
 
     def _softmax(self, mode: Any, func: Any, args: Any, kwargs: Any) -> Any:
