@@ -479,3 +479,20 @@ def test_hugging_face_style_block_is_covered_and_cp_conserves() -> None:
     assert "rsqrt → constant" in rules and "mul (activation × activation" in rules and "constant (CP)" in rules
     full = explain(model, ids, None, method="lrp", composite="epsilon")
     assert "matmul (activation × activation → ε, uniform split)" in full.audit.rules
+
+
+def test_token_integrated_gradients_is_complete_in_embedding_space() -> None:
+    """IG from the zero embedding: the token relevances sum to f(x) − f(zero embedding)."""
+    torch.manual_seed(13)
+    model = TokenTransformer().double().eval()
+    ids = torch.randint(0, 20, (3, 8))
+    e = explain(model, ids, 1, method="integrated_gradients", steps=256)
+    with torch.no_grad():
+        zero = model.head(_blocks(model, torch.zeros(3, 8, 16, dtype=torch.float64) + model.pos).mean(1))[:, 1]
+    np.testing.assert_allclose(e.relevance.sum(1).numpy(), (e.scores - zero).numpy(), rtol=1e-3, atol=1e-4)
+
+
+def _blocks(model: TokenTransformer, h: torch.Tensor) -> torch.Tensor:
+    for block in model.blocks:
+        h = block(h)
+    return h

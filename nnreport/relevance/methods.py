@@ -59,7 +59,7 @@ def resolve_target(canon: Canonical, x: torch.Tensor, target: Any) -> torch.Tens
 
 def _run(canon: Canonical, x: torch.Tensor, target: torch.Tensor, relu: engine.ReluMode = "gradient",
          composite: Any = None, capture: bool = False, attention: str = "attnlrp",
-         epsilon: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor, Any]:
+         epsilon: float = 1e-6, embedding: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, Any]:
     """One forward + backward under the engine's mode; returns (gradient at the first leaf, scores, mode).
     The first leaf (`mode.leaves[0]`) is the input, or for token ids the embedding output."""
     import torch
@@ -70,6 +70,8 @@ def _run(canon: Canonical, x: torch.Tensor, target: torch.Tensor, relu: engine.R
     tokens = not x.is_floating_point()
     xin = x.detach().clone() if tokens else x.detach().clone().requires_grad_(True)
     hook = Rules(attention, epsilon, lrp=composite is not None) if composite is not None or tokens else None
+    if hook is not None:
+        hook.replace_embedding = embedding
     with engine.mode(relu, composite, xin, canon.cache, capture, transformer=hook) as m:
         out = primary_output(canon.model(xin))
     first = xin
@@ -92,7 +94,7 @@ def _times_input(m: Any, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 # Methods that work on token ids (at the embedding output).
-TOKEN_METHODS = ("input_x_gradient", "lrp")
+TOKEN_METHODS = ("input_x_gradient", "integrated_gradients", "lrp")
 
 
 def gradient(canon: Canonical, x: torch.Tensor, target: torch.Tensor, **_: Any) -> Explanation:
@@ -127,8 +129,12 @@ def input_x_gradient(canon: Canonical, x: torch.Tensor, target: torch.Tensor, **
 
 def integrated_gradients(canon: Canonical, x: torch.Tensor, target: torch.Tensor, steps: int = 32,
                          baseline: float = 0.0, batch_limit: int = 1024, **_: Any) -> Explanation:
-    """(x − x')·mean of gradients at midpoints of the straight path from the baseline x'."""
+    """(x − x')·mean of gradients at midpoints of the straight path from the baseline x'. Token ids: the path
+    runs in embedding space, from the zero embedding to the ids' embedding, summed over the embedding dimension."""
     import torch
+
+    if not x.is_floating_point():
+        return _token_integrated_gradients(canon, x, target, steps, batch_limit)
 
     base = torch.full_like(x, baseline)
     total = torch.zeros_like(x)
@@ -140,6 +146,23 @@ def integrated_gradients(canon: Canonical, x: torch.Tensor, target: torch.Tensor
         total += g.reshape(len(chunk), *x.shape).sum(0)
     score = _run(canon, x, target)[1]
     return Explanation((x - base) * total / steps, score)
+
+
+def _token_integrated_gradients(canon: Canonical, x: torch.Tensor, target: torch.Tensor, steps: int,
+                                batch_limit: int) -> Explanation:
+    import torch
+
+    _g, score, m = _run(canon, x, target)
+    emb = m.leaves[0].detach()
+    total = torch.zeros_like(emb)
+    per = max(1, batch_limit // max(1, len(x)))
+    alphas = (torch.arange(steps, dtype=emb.dtype, device=emb.device) + 0.5) / steps
+    for chunk in alphas.split(per):
+        path = (chunk.view(-1, *([1] * emb.dim())) * emb[None]).reshape(-1, *emb.shape[1:])
+        g, _s, _m = _run(canon, x.repeat(len(chunk), *([1] * (x.dim() - 1))), target.repeat(len(chunk)),
+                         embedding=path)
+        total += g.reshape(len(chunk), *emb.shape).sum(0)
+    return Explanation((emb * total / steps).sum(-1), score)
 
 
 def smoothgrad(canon: Canonical, x: torch.Tensor, target: torch.Tensor, samples: int = 16, noise: float = 0.15,

@@ -40,6 +40,7 @@ class Rules:
         self.attention, self.eps, self.lrp, self.record_attention = attention, eps, lrp, record_attention
         self.embedding: torch.Tensor | None = None   # the leaf standing for a token input's embedding
         self.maps: list[torch.Tensor] = []             # attention probabilities, in call order
+        self.replace_embedding: torch.Tensor | None = None  # used instead of the token embedding (IG paths)
 
     def record(self, probs: torch.Tensor) -> None:
         if self.record_attention:
@@ -142,7 +143,10 @@ class Rules:
         mi = mode.model_input
         same = mi is not None and (ids is mi or (ids.shape == mi.shape and bool((ids == mi).all())))
         if self.embedding is None and same and out.is_floating_point():
-            self.embedding = out.detach().requires_grad_(True)
+            given = self.replace_embedding
+            if given is not None and given.shape != out.shape:
+                raise ValueError(f"replacement embedding {tuple(given.shape)} does not match {tuple(out.shape)}")
+            self.embedding = (out if given is None else given).detach().requires_grad_(True)
             return self.embedding
         return out
 
