@@ -20,7 +20,8 @@ Methods (`method=`) and their options:
   ε with a uniform split, softmax AttnLRP; nn.MultiheadAttention and scaled_dot_product_attention are
   written out. ``composite="epsilon"``: ε on every linear layer (transformers); ``epsilon_box``: plus z^B
   on the input layer (ViT patch embeddings).
-- Token ids (integer inputs): ``lrp`` and ``input_x_gradient`` attribute at the embedding output and sum
+- Token ids (integer inputs): ``lrp``, ``input_x_gradient`` and ``integrated_gradients`` (path in embedding
+  space from the zero embedding) attribute at the embedding output and sum
   over the embedding dimension (relevance shaped like the ids).
 
 `target`: a class index, one index per sample, or None for the predicted class. The model is never
