@@ -7,13 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nnreport.attention.results import AttentionLayer, AttentionResult, InputKind
+from nnreport.attention.results import AttentionConfig, AttentionLayer, AttentionResult, InputKind
 from nnreport.errors import Skipped
 
 if TYPE_CHECKING:
     import torch
 
-    from nnreport.analyses.attention import AttentionConfig
     from nnreport.context import Context
 
 

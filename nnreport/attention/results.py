@@ -1,13 +1,41 @@
-"""Results of the attention analysis: frozen, torch-free dataclasses."""
+"""Configs and results of the attention and sequence_units analyses: frozen, torch-free dataclasses."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 InputKind = Literal["image", "tokens", "sequence"]
+
+
+@dataclass(frozen=True)
+class AttentionConfig:
+    # Sample inputs shown (the first test samples, else the example inputs).
+    samples: int = 4
+    # Attention layers with more keys than this are left out (their maps would be too large to keep).
+    max_tokens: int = 256
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"quick": {"samples": 2}, "thorough": {"samples": 8}}
+
+
+@dataclass(frozen=True)
+class SequenceUnitsConfig:
+    # Sequence layers shown (evenly chosen among those aligned with the input tokens), units per layer.
+    max_layers: int = 4
+    max_units: int = 12
+    # Top windows per unit, their width in tokens (odd: the exciting token in the middle), from at most
+    # `max_examples` training inputs.
+    top_k: int = 5
+    window: int = 7
+    max_examples: int = 2000
+    batch_size: int = 256
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "quick": {"max_layers": 3, "max_units": 8, "top_k": 4, "max_examples": 400},
+        "thorough": {"max_layers": 8, "max_units": 32, "top_k": 8, "max_examples": 10_000},
+    }
 
 
 @dataclass(frozen=True)

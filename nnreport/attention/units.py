@@ -7,14 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nnreport.attention.results import SequenceLayer, SequenceUnitsResult
+from nnreport.attention.results import SequenceLayer, SequenceUnitsConfig, SequenceUnitsResult
 from nnreport.errors import Skipped
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from nnreport.analyses.attention import SequenceUnitsConfig
     from nnreport.context import Context
 
 

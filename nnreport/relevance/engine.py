@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from nnreport.context import tensors_in
 from nnreport.relevance.lrp import rules
-from nnreport.relevance.lrp.transformer import NOT_HANDLED
 
 if TYPE_CHECKING:
     import torch
@@ -18,6 +17,9 @@ if TYPE_CHECKING:
     from nnreport.relevance.lrp.composites import Composite
 
 ReluMode = Literal["gradient", "deconvnet", "guided"]
+
+# What a transformer hook (`lrp.transformer.Rules.handle`) returns for an op it leaves to the engine.
+NOT_HANDLED = object()
 
 # Operations through which the plain gradient is also the right relevance flow (linear, structural,
 # winner-takes-all pooling); they are neither modified nor reported.
@@ -191,7 +193,7 @@ def _mode_type() -> type:
             fn = {"tanh": torch.tanh, "sigmoid": torch.sigmoid}.get(name) or getattr(torch.nn.functional, name)
             fx = fn(x, *args[1:], **kwargs).detach()
             self.audit.activations[name] += 1
-            out = x * (fx / rules.stabilise_fast(x.detach(), rules.TINY))
+            out = x * (fx / rules.stabilise(x.detach(), rules.TINY))
             return out + (fx - out.detach())
 
     return ExplainMode

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from nnreport.relevance.engine import NOT_HANDLED
 from nnreport.relevance.lrp.attention import (
     ATTENTION_MIN_DIM,
     MUL_OPS,
@@ -24,9 +25,6 @@ from nnreport.relevance.lrp.written import Ops, mha, sdpa
 
 if TYPE_CHECKING:
     import torch
-
-
-NOT_HANDLED = object()
 
 
 class Rules:

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nnreport.attention.results import AttentionResult, SequenceUnitsResult
+from nnreport.formatting import fmt_float
 from nnreport.site import images
-from nnreport.site.formatting import fmt_float
 from nnreport.site.pages import page
 
 if TYPE_CHECKING:
-    from nnreport.attention.results import AttentionResult, SequenceUnitsResult
     from nnreport.inspection import AnalysisRecord, Inspection
     from nnreport.site.assets import Assets, ImageRef
 
@@ -108,21 +108,21 @@ def _hex(rgb: np.ndarray) -> str:
     return "#" + "".join(f"{int(c):02x}" for c in rgb)
 
 
-def _words(words: tuple[str, ...], values: np.ndarray, signed: bool) -> tuple[Word, ...]:
+def _words(words: tuple[str, ...], values: np.ndarray, signed: bool, assets: Assets) -> tuple[Word, ...]:
     m = float(np.abs(values).max()) or 1.0
     lo = -m if signed else 0.0
-    rgb = images.colourize(values[None, :], "rdbu" if signed else "magma", lo, m)[0]
+    rgb = images.colourize(values[None, :], assets.palette.diverging if signed else assets.palette.heat, lo, m)[0]
     return tuple(Word(w, _hex(rgb[j]), (abs(float(values[j])) > 0.6 * m) if signed else float(values[j]) < 0.5 * m,
                       fmt_float(float(values[j]), 3)) for j, w in enumerate(words))
 
 
-def _overlay(base: np.ndarray, heat: np.ndarray) -> np.ndarray:
-    """A patch-grid map (rows, cols) over an RGB image (H, W, 3): magma at half opacity."""
+def _overlay(base: np.ndarray, heat: np.ndarray, assets: Assets) -> np.ndarray:
+    """A patch-grid map (rows, cols) over an RGB image (H, W, 3): the palette's heat map at half opacity."""
     h, w = base.shape[:2]
     rows, cols = heat.shape
     big = np.repeat(np.repeat(heat, h // rows, 0), w // cols, 1)
     top = float(big.max()) or 1.0
-    colour = images.colourize(big, "magma", 0.0, top).astype(np.float64)
+    colour = images.colourize(big, assets.palette.heat, 0.0, top).astype(np.float64)
     return (0.5 * base.astype(np.float64) + 0.5 * colour).round().astype(np.uint8)
 
 
@@ -145,16 +145,16 @@ def _sample_rows(res: AttentionResult, assets: Assets) -> tuple[SampleRow, ...]:
             base = images.to_rgb(res.inputs[i])
             f = _factor(max(base.shape[:2]))
             m = float(np.abs(res.lrp[i]).max()) or 1.0
-            lrp = assets.png(f"lrp-{i}", images.colourize(res.lrp[i], "rdbu", -m, m), f"AttnLRP for sample {i}")
+            lrp = assets.png(f"lrp-{i}", images.colourize(res.lrp[i], assets.palette.diverging, -m, m), f"AttnLRP for sample {i}")
             roll = None
             if res.rollout_scores is not None and res.grid is not None:
-                roll = assets.png(f"rollout-{i}", _overlay(base, _grid_of(res, res.rollout_scores[i])),
+                roll = assets.png(f"rollout-{i}", _overlay(base, _grid_of(res, res.rollout_scores[i]), assets),
                                   f"attention rollout for sample {i}")
             rows.append(SampleRow(label, assets.png(f"input-{i}", base, f"input {i}"), lrp, roll, (), (), agree, f))
             continue
         words = res.words[i]
-        roll_words = _words(words, res.rollout_scores[i], False) if res.rollout_scores is not None else ()
-        rows.append(SampleRow(label, None, None, None, _words(words, res.lrp[i], True), roll_words, agree, 1))
+        roll_words = _words(words, res.rollout_scores[i], False, assets) if res.rollout_scores is not None else ()
+        rows.append(SampleRow(label, None, None, None, _words(words, res.lrp[i], True, assets), roll_words, agree, 1))
     return tuple(rows)
 
 
@@ -169,8 +169,8 @@ def _map_image(res: AttentionResult, assets: Assets, name: str, probs: np.ndarra
     if res.kind == "image" and res.grid is not None:
         row = probs[0] if res.prefix else probs.mean(0)
         base = images.to_rgb(res.inputs[sample])
-        return assets.png(name, _overlay(base, _grid_of(res, row)), alt), _factor(max(base.shape[:2]))
-    rgb = images.colourize(probs, "magma", 0.0, float(probs.max()) or 1.0)
+        return assets.png(name, _overlay(base, _grid_of(res, row), assets), alt), _factor(max(base.shape[:2]))
+    rgb = images.colourize(probs, assets.palette.heat, 0.0, float(probs.max()) or 1.0)
     return assets.png(name, rgb, alt), _factor(probs.shape[0])
 
 
@@ -202,10 +202,11 @@ def _what(res: AttentionResult) -> str:
             "attention; each row sums to 1)")
 
 
-def _legend(assets: Assets, cmap: str, name: str) -> ImageRef:
-    signed = cmap == "rdbu"
+def _legend(assets: Assets, signed: bool, name: str) -> ImageRef:
+    """The colour scale of signed maps (the palette's diverging map) or of attention (its heat map)."""
     ramp = np.tile(np.linspace(-1 if signed else 0, 1, 160)[None, :], (10, 1))
-    return assets.png(name, images.colourize(ramp, cmap, -1 if signed else 0, 1),  # type: ignore[arg-type]
+    cmap = assets.palette.diverging if signed else assets.palette.heat
+    return assets.png(name, images.colourize(ramp, cmap, -1 if signed else 0, 1),
                       "colour scale: negative blue, zero white, positive red" if signed
                       else "colour scale: zero dark, high bright")
 
@@ -239,19 +240,19 @@ def _unit_layers(units: SequenceUnitsResult | None, names: tuple[str, ...]) -> t
 
 @page("attention", title="Attention", analyses=("attention", "sequence_units"), order=32)
 def attention_page(insp: Inspection, assets: Assets) -> AttentionPage:
-    res: Any = insp.result("attention")
-    units: Any = insp.result("sequence_units")
+    res = insp.get("attention", AttentionResult)
+    units = insp.get("sequence_units", SequenceUnitsResult)
     records = tuple(r for r in (insp.record("attention"), insp.record("sequence_units")) if r is not None)
     names = tuple(res.class_names) if res is not None else ()
     if res is None:
-        return AttentionPage(records, (), "", "", (), (), _legend(assets, "rdbu", "legend-signed"),
-                             _legend(assets, "magma", "legend-unsigned"), (), "–", False, _unit_layers(units, names),
+        return AttentionPage(records, (), "", "", (), (), _legend(assets, True, "legend-signed"),
+                             _legend(assets, False, "legend-unsigned"), (), "–", False, _unit_layers(units, names),
                              units.examples_seen if units is not None else 0)
     agreement = res.agreement[np.isfinite(res.agreement)] if res.agreement is not None else np.zeros(0)
     return AttentionPage(
         records=records, notes=res.notes, kind=res.kind, what=_what(res),
         samples=_sample_rows(res, assets), layers=_layer_blocks(res, assets),
-        legend_signed=_legend(assets, "rdbu", "legend-signed"), legend_unsigned=_legend(assets, "magma", "legend-unsigned"),
+        legend_signed=_legend(assets, True, "legend-signed"), legend_unsigned=_legend(assets, False, "legend-unsigned"),
         tokens=res.words[0] if res.words else (),
         mean_agreement=fmt_float(float(agreement.mean()), 2) if agreement.size and math.isfinite(float(agreement.mean()))
         else "–", has_attention=True, unit_layers=_unit_layers(units, names),
