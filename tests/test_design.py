@@ -92,7 +92,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("nnreport.inspection", "nnreport.compare", "nnreport.modelcard"),  # the bundle, its diffs, the model card
     ("nnreport.analyses",),                                       # registrations
     ("nnreport.graph", "nnreport.relevance", "nnreport.neurons", "nnreport.landscape", "nnreport.cnnvis",
-     "nnreport.playground", "nnreport.evaluation"),               # domain packages
+     "nnreport.playground", "nnreport.evaluation", "nnreport.attention"),  # domain packages
 )  # everything else is the core (context, codec, config, loading, templating, ...), imported by all
 
 

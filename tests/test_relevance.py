@@ -177,7 +177,7 @@ def test_page_in_browser(browser, tmp_path: Path, shapes_run) -> None:  # type: 
         assert needle in html
 
 
-def test_integer_inputs_are_skipped_with_a_reason() -> None:
+def test_token_ids_get_relevance_at_the_embedding() -> None:
     class Tokens(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -186,8 +186,13 @@ def test_integer_inputs_are_skipped_with_a_reason() -> None:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.head(self.embed(x).mean(1))
 
-    _insp, _res, record = run_relevance(Tokens().eval(), example_inputs=(torch.randint(0, 20, (3, 5)),))
-    assert record.status == "skipped" and "floating point" in record.message
+    _insp, res, record = run_relevance(Tokens().eval(), example_inputs=(torch.randint(0, 20, (3, 5)),))
+    assert record.status == "ok" and res.kind == "tokens" and len(res.words) == len(res.targets)
+    assert res.maps["input_x_gradient"].shape == (len(res.targets), 5)
+    skipped = {m.key: m.skipped for m in res.methods if m.skipped}
+    assert "guided_backprop" in skipped and "token ids" in skipped["guided_backprop"]
+    _insp, _res, record = run_relevance(Tokens().eval(), example_inputs=(torch.randint(0, 20, (3, 5, 2)),))
+    assert record.status == "skipped" and "not token sequences" in record.message
 
 
 def test_single_file_report_has_the_page(shapes_run) -> None:  # type: ignore[no-untyped-def]

@@ -261,11 +261,13 @@ def test_unknown_operations_are_named() -> None:
             self.a, self.b, self.norm = nn.Linear(4, 6), nn.Linear(4, 6), nn.LayerNorm(6)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.norm(self.a(x) * torch.sigmoid(self.b(x))).softmax(1)
+            return self.norm(self.a(x) * torch.sigmoid(self.b(x))).cumsum(1).softmax(1)
 
     e = explain(Gated().eval(), torch.randn(3, 4), 0, method="lrp")
     text = " ".join(e.notes)
-    for name in ("LayerNorm", "layer_norm", "mul (tensor × tensor)", "softmax", "sigmoid"):
+    # transformer operations have rules (lrp/attention.py); cumsum has none and is named
+    for name in ("layer_norm → identity", "mul (activation × activation", "softmax → AttnLRP", "sigmoid",
+                 "without an LRP rule (plain gradient): cumsum"):
         assert name in text, (name, e.notes)
 
 

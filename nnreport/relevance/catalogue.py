@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 from nnreport.relevance.options import (
     IntegratedGradientsOptions,
@@ -46,7 +46,12 @@ class MethodRecord:
 
             comp = composites.composite(options.composite, options.epsilon, options.gamma, _bound(options.low, 0.0),
                                         _bound(options.high, 1.0))
-            return "; ".join(f"{where}: {rule}" for where, rule in comp.describe())
+            rows = [f"{where}: {rule}" for where, rule in comp.describe()]
+            if self.key in TRANSFORMER_METHODS:
+                from nnreport.relevance.lrp.attention import DESCRIPTIONS
+
+                rows += [DESCRIPTIONS["layer_norm"], DESCRIPTIONS["product"], DESCRIPTIONS[options.attention]]
+            return "; ".join(rows)
         values = [(f.name, getattr(options, f.name)) for f in fields(options)]
         parts = [f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in values]
         return "; ".join(parts + ([self.extra] if self.extra else [])) or "no settings"
@@ -56,8 +61,14 @@ def _bound(value: float | None, default: float) -> float:
     return default if value is None else value
 
 
-def _lrp(composite: str) -> Callable[[RelevanceConfig, Setting], LRPOptions]:
-    return lambda c, s: LRPOptions(composite=composite, epsilon=c.epsilon, gamma=c.gamma, low=s.low, high=s.high)
+# Added to the configured methods when the model has attention (found at the operation level).
+TRANSFORMER_METHODS = ("lrp_epsilon", "lrp_epsilon_cp")
+
+
+def _lrp(composite: str, attention: Literal["attnlrp", "cp"] = "attnlrp",
+         ) -> Callable[[RelevanceConfig, Setting], LRPOptions]:
+    return lambda c, s: LRPOptions(composite=composite, epsilon=c.epsilon, gamma=c.gamma, low=s.low, high=s.high,
+                                   attention=attention)
 
 
 def _occlusion_options(c: RelevanceConfig, s: Setting) -> OcclusionOptions:
@@ -155,6 +166,18 @@ RECORDS: dict[str, MethodRecord] = {r.key: r for r in (
         weaknesses="As ε-z⁺-flat, but the input layer's rule depends on the input's signs.",
         reference="Montavon et al. 2019",
         method="lrp", options=_lrp("epsilon_plus")),
+    MethodRecord(
+        "lrp_epsilon", "AttnLRP (ε)", True,
+        shows="LRP for transformers: ε on every linear layer, LayerNorm and GELU pass relevance unchanged (identity), products of two activations (Q·Kᵀ, A·V) give each operand half, and relevance flows through the softmax into queries and keys (R_in = x ⊙ (R_out − s·ΣR_out)). One backward pass.",
+        weaknesses="Not conservative by design: the softmax rule's bias term absorbs relevance (see the conservation plot); ε and the uniform split are choices.",
+        reference="Achtibat et al. 2024 (AttnLRP)",
+        method="lrp", options=_lrp("epsilon", "attnlrp")),
+    MethodRecord(
+        "lrp_epsilon_cp", "CP-LRP (ε)", True,
+        shows="LRP for transformers with the attention probabilities held constant: relevance flows through the values only, never through queries and keys; LayerNorm and GELU as in AttnLRP. Conservative without biases.",
+        weaknesses="Ignores what the attention pattern itself contributes to the decision.",
+        reference="Ali et al. 2022 (CP-LRP); Achtibat et al. 2024",
+        method="lrp", options=_lrp("epsilon", "cp")),
 )}
 if set(RECORDS) != set(get_args(MethodKey)):  # the Literal names the options; every name has its record
     raise AssertionError(f"relevance records and MethodKey differ: {set(RECORDS) ^ set(get_args(MethodKey))}")

@@ -89,21 +89,43 @@ def resolve_target(canon: Canonical, x: torch.Tensor, target: Any) -> torch.Tens
 
 
 def _run(canon: Canonical, x: torch.Tensor, target: torch.Tensor, relu: engine.ReluMode = "gradient",
-         composite: Any = None, capture: bool = False) -> tuple[torch.Tensor, torch.Tensor, Any]:
-    """One forward + backward under the engine's mode; returns (input gradient, scores, mode)."""
+         composite: Any = None, capture: bool = False, attention: str = "attnlrp",
+         epsilon: float = 1e-6, embedding: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """One forward + backward under the engine's mode; returns (gradient at the first leaf, scores, mode).
+    The first leaf (`mode.leaves[0]`) is the input, or for token ids the embedding output."""
     import torch
 
     from nnreport.context import primary_output
+    from nnreport.relevance.lrp.transformer import Rules
 
-    xin = x.detach().clone().requires_grad_(True)
-    with engine.mode(relu, composite, xin, canon.cache, capture) as m:
+    tokens = not x.is_floating_point()
+    xin = x.detach().clone() if tokens else x.detach().clone().requires_grad_(True)
+    hook = Rules(attention, epsilon, lrp=composite is not None) if composite is not None or tokens else None
+    if hook is not None:
+        hook.replace_embedding = embedding
+    with engine.mode(relu, composite, xin, canon.cache, capture, transformer=hook) as m:
         out = primary_output(canon.model(xin))
+    first = xin
+    if tokens:
+        if hook is None or hook.embedding is None:
+            raise NotApplicable("token-id inputs need an embedding that reads them (F.embedding / nn.Embedding)")
+        first = hook.embedding
     score = select(out, target)
-    leaves = [xin] + list(m.pieces)
+    leaves = [first] + list(m.pieces)
     grads = torch.autograd.grad(score.sum(), leaves, allow_unused=True)
     m.leaves, m.grads = leaves, grads
-    grad = grads[0] if grads[0] is not None else torch.zeros_like(xin)
+    grad = grads[0] if grads[0] is not None else torch.zeros_like(first)
     return grad, score.detach(), m
+
+
+def _times_input(m: Any, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """leaf × gradient, summed over the embedding dimension for token ids (then shaped like the ids)."""
+    rel = m.leaves[0].detach() * grad
+    return rel.sum(-1) if not x.is_floating_point() else rel
+
+
+# Methods that work on token ids (at the embedding output).
+TOKEN_METHODS = ("input_x_gradient", "integrated_gradients", "lrp")
 
 
 @method("gradient")
@@ -138,17 +160,20 @@ def guided_backprop(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opt
 
 @method("input_x_gradient")
 def input_x_gradient(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opts: NoOptions, batch_limit: int) -> Explanation:
-    g, s, _m = _run(canon, x, target)
-    return Explanation(x * g, s)
+    g, s, m = _run(canon, x, target)
+    return Explanation(_times_input(m, g, x), s)
 
 
 @method("integrated_gradients", IntegratedGradientsOptions)
 def integrated_gradients(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opts: IntegratedGradientsOptions,
                          batch_limit: int = 1024) -> Explanation:
-    """(x − x')·mean of gradients at midpoints of the straight path from the baseline x'."""
+    """(x − x')·mean of gradients at midpoints of the straight path from the baseline x'. Token ids: the path
+    runs in embedding space, from the zero embedding to the ids' embedding, summed over the embedding dimension."""
     import torch
 
     steps, baseline = opts.steps, opts.baseline
+    if not x.is_floating_point():
+        return _token_integrated_gradients(canon, x, target, steps, batch_limit)
 
     base = torch.full_like(x, baseline)
     total = torch.zeros_like(x)
@@ -160,6 +185,23 @@ def integrated_gradients(canon: Canonical, x: torch.Tensor, target: torch.Tensor
         total += g.reshape(len(chunk), *x.shape).sum(0)
     score = _run(canon, x, target)[1]
     return Explanation((x - base) * total / steps, score)
+
+
+def _token_integrated_gradients(canon: Canonical, x: torch.Tensor, target: torch.Tensor, steps: int,
+                                batch_limit: int) -> Explanation:
+    import torch
+
+    _g, score, m = _run(canon, x, target)
+    emb = m.leaves[0].detach()
+    total = torch.zeros_like(emb)
+    per = max(1, batch_limit // max(1, len(x)))
+    alphas = (torch.arange(steps, dtype=emb.dtype, device=emb.device) + 0.5) / steps
+    for chunk in alphas.split(per):
+        path = (chunk.view(-1, *([1] * emb.dim())) * emb[None]).reshape(-1, *emb.shape[1:])
+        g, _s, _m = _run(canon, x.repeat(len(chunk), *([1] * (x.dim() - 1))), target.repeat(len(chunk)),
+                         embedding=path)
+        total += g.reshape(len(chunk), *emb.shape).sum(0)
+    return Explanation((emb * total / steps).sum(-1), score)
 
 
 @method("smoothgrad", SmoothGradOptions)
@@ -263,20 +305,24 @@ def _patch_masks(h: int, w: int, patch: int, stride: int, dtype: Any) -> torch.T
 
 @method("lrp", LRPOptions)
 def lrp(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opts: LRPOptions, batch_limit: int = 0) -> Explanation:
-    """Layer-wise Relevance Propagation with a composite (or one `rule` everywhere)."""
+    """Layer-wise Relevance Propagation with a composite (or one `rule` everywhere); `opts.attention`: "attnlrp"
+    (relevance through softmax into queries and keys) or "cp" (queries and keys held constant)."""
 
+    from nnreport.relevance.lrp import attention as attn
     from nnreport.relevance.lrp import composites
+
+    attn.check_attention(opts.attention)
 
     lo = float(x.min()) if opts.low is None else opts.low
     hi = float(x.max()) if opts.high is None else opts.high
     comp = (composites.single_rule(opts.rule, opts.epsilon, opts.gamma, lo, hi)  # type: ignore[arg-type]
             if opts.rule is not None else composites.composite(opts.composite, opts.epsilon, opts.gamma, lo, hi))
-    grad, score, m = _run(canon, x, target, composite=comp)
-    rel = x * grad
+    grad, score, m = _run(canon, x, target, composite=comp, attention=opts.attention, epsilon=opts.epsilon)
+    rel = _times_input(m, grad, x)
     for leaf, g in zip(m.leaves[1:], m.grads[1:], strict=True):
         if g is not None:
             rel = rel + (leaf.detach() * g).reshape(x.shape)
-    notes = lrp_notes(canon, m.audit, comp)
+    notes = lrp_notes(canon, m.audit, comp) + attn.notes(dict(m.audit.rules), opts.attention)
     return Explanation(rel.detach(), score, m.audit, notes)
 
 
@@ -326,7 +372,8 @@ def samples_per_pass(canon: Canonical, x: torch.Tensor) -> int:
             total[0] += t.numel() * t.element_size()
             return t
 
-        xin = x[:1].detach().clone().requires_grad_(True)
+        xin = x[:1].detach().clone()
+        xin.requires_grad_(xin.is_floating_point())
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             canon.model(xin)
         known[key] = max(total[0], 1)
@@ -345,6 +392,8 @@ def explain(canon: Canonical, x: torch.Tensor, target: Any, method: str, **optio
     spec = METHODS.get(method)
     if spec is None:
         raise KeyError(f"unknown attribution method {method!r}; known methods: {', '.join(METHOD_NAMES)}")
+    if not x.is_floating_point() and method not in TOKEN_METHODS:
+        raise NotApplicable(f"on token ids only {', '.join(TOKEN_METHODS)} apply (at the embedding output)")
     opts: Any = make_options(spec.options, method, options)
     if isinstance(opts, LRPOptions):  # the z^B bounds come from the whole batch, before it is split
         opts = replace(opts, low=float(x.min()) if opts.low is None else opts.low,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
 
@@ -43,6 +43,9 @@ class LRPOptions:
     # z^B bounds; None: the batch's min and max.
     low: float | None = None
     high: float | None = None
+    # Attention layers: "attnlrp" (relevance through the softmax into queries and keys) or "cp" (the attention
+    # probabilities held constant: relevance through the values only).
+    attention: Literal["attnlrp", "cp"] = "attnlrp"
 
 
 def make_options(kind: type[T], method: str, options: Mapping[str, Any]) -> T:

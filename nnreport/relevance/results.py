@@ -10,7 +10,8 @@ import numpy as np
 
 MethodKey = Literal["sensitivity", "saliency", "gradient", "deconvnet", "guided_backprop", "input_x_gradient",
                     "integrated_gradients", "smoothgrad", "gradcam", "occlusion", "lrp_epsilon_plus_flat",
-                    "lrp_epsilon_gamma_box", "lrp_epsilon_alpha2_beta1", "lrp_epsilon_plus"]
+                    "lrp_epsilon_gamma_box", "lrp_epsilon_alpha2_beta1", "lrp_epsilon_plus", "lrp_epsilon",
+                    "lrp_epsilon_cp"]
 Replacement = Literal["uniform", "zero", "blur"]
 
 
@@ -114,7 +115,7 @@ class MaskShareResult:
 
 @dataclass(frozen=True)
 class RelevanceResult:
-    kind: Literal["image", "vector"]
+    kind: Literal["image", "vector", "tokens"]
     inputs: np.ndarray                   # grid samples as shown (images in [0, 1]) or raw features
     labels: np.ndarray | None            # true classes of grid rows
     predictions: np.ndarray
@@ -130,3 +131,4 @@ class RelevanceResult:
     mask_share: tuple[MaskShareResult, ...]
     mask_area: float | None
     notes: tuple[str, ...] = ()
+    words: tuple[tuple[str, ...], ...] = ()  # token inputs: each grid row's tokens (vocabulary words or ids)

@@ -7,7 +7,8 @@ from typing import Literal, get_args
 
 from nnreport.relevance.lrp.rules import Rule, RuleName
 
-CompositeName = Literal["epsilon_plus_flat", "epsilon_gamma_box", "epsilon_alpha2_beta1", "epsilon_plus"]
+CompositeName = Literal["epsilon_plus_flat", "epsilon_gamma_box", "epsilon_alpha2_beta1", "epsilon_plus", "epsilon",
+                        "epsilon_box"]
 COMPOSITE_NAMES: tuple[str, ...] = get_args(CompositeName)
 
 
@@ -39,6 +40,10 @@ def composite(name: str, epsilon: float = 1e-6, gamma: float = 0.25, low: float 
                                        input=Rule("zbox", low=low, high=high)),
         "epsilon_alpha2_beta1": Composite(name, conv=Rule("alpha2_beta1"), dense=eps),
         "epsilon_plus": Composite(name, conv=Rule("zplus"), dense=eps),
+        # transformers: ε on every linear layer (attention, LayerNorm, softmax have their own rules)
+        "epsilon": Composite(name, conv=eps, dense=eps),
+        # ViTs: z^B on the patch embedding (the input layer), ε elsewhere
+        "epsilon_box": Composite(name, conv=eps, dense=eps, input=Rule("zbox", low=low, high=high)),
     }
     if name not in table:
         raise KeyError(f"unknown LRP composite {name!r}; known composites: {', '.join(COMPOSITE_NAMES)}")

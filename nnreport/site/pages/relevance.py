@@ -40,6 +40,24 @@ class GridRow:
 
 
 @dataclass(frozen=True)
+class Token:
+    word: str
+    background: str  # "#rrggbb" on the diverging scale
+    dark: bool       # a dark background: light text
+    value: str       # the relevance, for the tooltip
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    """One sample of a token-id model: its words coloured by each method's relevance."""
+
+    true_name: str | None
+    predicted_name: str
+    correct: bool | None
+    lines: tuple[tuple[str, tuple[Token, ...]], ...]  # (method title, coloured words)
+
+
+@dataclass(frozen=True)
 class TableRow:
     key: str
     title: str
@@ -86,6 +104,7 @@ class RelevancePage:
     cards: tuple[Card, ...]
     skipped: tuple[Card, ...]
     mask_area: str
+    token_rows: tuple[TokenRow, ...] = ()
 
 
 def _pm(value: float, se: float) -> str:
@@ -135,6 +154,27 @@ def _grid(res: RelevanceResult, assets: Assets) -> tuple[tuple[Column, ...], tup
         rows.append(GridRow(_name(names, target), _name(names, true) if true is not None else None,
                             _name(names, pred), None if true is None else true == pred, input_image, tuple(cells), f))
     return tuple(columns), tuple(rows)
+
+
+def _token_rows(res: RelevanceResult, assets: Assets) -> tuple[TokenRow, ...]:
+    """Each sample's words on the diverging scale (one scale per method, shared by all rows)."""
+    ran = [m for m in res.methods if not m.skipped]
+    scales = {m.key: _scale(res.maps[m.key], True)[1] for m in ran}
+    rows = []
+    for i, sample in enumerate(res.words):
+        lines = []
+        for m in ran:
+            values = np.asarray(res.maps[m.key][i], dtype=np.float64)
+            rgb = images.colourize(values[None, :], assets.palette.diverging, -scales[m.key], scales[m.key])[0]
+            lines.append((m.title, tuple(
+                Token(w, "#" + "".join(f"{int(c):02x}" for c in rgb[j]), abs(float(values[j])) > 0.6 * scales[m.key],
+                      fmt_float(float(values[j]), 3))
+                for j, w in enumerate(sample))))
+        true = int(res.labels[i]) if res.labels is not None else None
+        pred = int(res.predictions[i])
+        rows.append(TokenRow(_name(res.class_names, true) if true is not None else None,
+                             _name(res.class_names, pred), None if true is None else true == pred, tuple(lines)))
+    return tuple(rows)
 
 
 def _name(names: tuple[str, ...], idx: int | None) -> str:
@@ -243,9 +283,13 @@ def _conservation_chart(res: RelevanceResult, titles: dict[str, str], assets: As
         tooltip=["method:N", alt.Tooltip("score:Q", format=".3f"), alt.Tooltip("sum:Q", format=".3f")])
     diagonal = alt.Chart(alt.Data(values=[{"score": lo, "sum": lo}, {"score": hi, "sum": hi}])).mark_line(
         color="#888", strokeDash=[4, 3]).encode(x="score:Q", y="sum:Q")
-    return assets.chart((diagonal + points).properties(width=320, height=240), "LRP conservation",
-                        "Each point is one sample. On the dashed line the relevance sums exactly to the score; below "
-                        "it, biases (and BatchNorm shifts folded into them) absorbed relevance.")
+    text = ("Each point is one sample. On the dashed line the relevance sums exactly to the score; below "
+            "it, biases (and BatchNorm shifts folded into them) absorbed relevance.")
+    if any(c.method == "lrp_epsilon" for c in res.conservation):
+        text += (" AttnLRP's softmax rule is not conservative by design: its Taylor bias term s·ΣR absorbs "
+                 "relevance, so its points leave the line further than CP-LRP's (attention held constant), which "
+                 "loses only what the biases take.")
+    return assets.chart((diagonal + points).properties(width=320, height=240), "LRP conservation", text)
 
 
 def _mask_chart(res: RelevanceResult, titles: dict[str, str], assets: Assets) -> ChartRef | None:
@@ -310,7 +354,10 @@ def _perturbation_text(res: RelevanceResult) -> tuple[str, str]:
         return "", ""
     what = {"uniform": "uniform noise over the data's value range", "zero": "zeros (the data mean)",
             "blur": "a 5×5 box-blurred copy"}.get(p.replacement, p.replacement)
-    region = f"{p.region}×{p.region} regions" if res.kind == "image" else "single features"
+    if p.replacement.startswith("token:"):
+        what = f"the padding token (id {p.replacement[6:]})"
+    region = (f"{p.region}×{p.region} regions" if res.kind == "image" else "single tokens (token deletion)"
+              if res.kind == "tokens" else "single features")
     text = (f"{region} (of {p.regions_total}), {p.steps} steps (one region per step), replaced by {what}; "
             f"{p.samples} test samples; AOPC = mean over steps 0…{p.steps} of f(x₀) − f(xₖ), ± standard error over samples")
     return text, _pm(p.random_aopc, p.random_se)
@@ -338,7 +385,8 @@ def relevance_page(insp: Inspection, assets: Assets) -> RelevancePage:
     records = tuple(r for r in (record,) if r is not None)
     titles = {m.key: m.title for m in res.methods}
     columns, rows = _grid(res, assets) if res.kind == "image" else ((), ())
-    signed_legend = _legend(assets, True, "legend-signed") if any(c.signed for c in columns) else None
+    signed_legend = (_legend(assets, True, "legend-signed") if any(c.signed for c in columns) or res.kind == "tokens"
+                     else None)
     unsigned_legend = _legend(assets, False, "legend-unsigned") if any(not c.signed for c in columns) else None
     settings, random_aopc = _perturbation_text(res)
     return RelevancePage(
@@ -352,4 +400,5 @@ def relevance_page(insp: Inspection, assets: Assets) -> RelevancePage:
         cards=tuple(_card(m) for m in res.methods if not m.skipped),
         skipped=tuple(_card(m) for m in res.methods if m.skipped),
         mask_area=f"{res.mask_area:.0%}" if res.mask_area is not None else "",
+        token_rows=_token_rows(res, assets) if res.kind == "tokens" else (),
     )
