@@ -88,7 +88,7 @@ def load_model(spec: str | Any, factory: str | None = None, unsafe_pickle: bool 
     spec = str(spec)
     path = Path(spec)
     if spec.endswith(".pt2"):
-        return _load_exported(path)
+        return _load_exported(path, unsafe_pickle)
     if spec.endswith(".py"):
         raise SpecError(f"model spec {spec!r} names a file but no callable; write {spec}:build_model")
     if path.suffix in WEIGHT_SUFFIXES or (path.is_file() and ":" not in spec):
@@ -122,13 +122,15 @@ def _call_factory(spec: str, state: Mapping[str, Any] | None = None, seed: int =
     return subject
 
 
-def _load_exported(path: Path) -> Subject:
-    import torch
+def _load_exported(path: Path, unsafe_pickle: bool = False) -> Subject:
+    from nnreport.pt2 import load_exported
 
     if not path.is_file():
         raise SpecError(f"model file {path} does not exist")
     try:
-        program = torch.export.load(str(path))
+        program = load_exported(path, unsafe_pickle)
+    except SpecError:
+        raise
     except Exception as exc:
         raise SpecError(f"{path} is not a readable torch.export archive ({type(exc).__name__}: {exc})") from None
     args, _kwargs = program.example_inputs

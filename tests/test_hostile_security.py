@@ -1,0 +1,79 @@
+"""Hostile input, security: no code runs from a model file; names never become markup or hidden text."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from nnreport.cli import EXIT_USAGE, main
+
+
+class Touch:
+    """Unpickling this creates the file `path`: proof that code from the archive ran."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (self.path, "w"))
+
+
+def _archive(tmp_path: Path) -> Path:
+    path = tmp_path / "clean.pt2"
+    torch.export.save(torch.export.export(torch.nn.Sequential(torch.nn.Linear(3, 2)), (torch.randn(4, 3),)), path)
+    return path
+
+
+def _pickled(obj: object) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def _craft(clean: Path, out: Path, marker: Path, variant: str) -> Path:
+    """Rewrite a real archive so that loading it unpickles `Touch(marker)`."""
+    with zipfile.ZipFile(clean) as zin, zipfile.ZipFile(out, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if variant == "weights" and info.filename.endswith("model_weights_config.json"):
+                config = json.loads(data)
+                next(iter(config["config"].values()))["use_pickle"] = True
+                data = json.dumps(config).encode()
+            elif variant == "weights" and info.filename.endswith("weights/weight_0"):
+                data = _pickled(Touch(marker))
+            elif variant == "inputs" and info.filename.endswith("sample_inputs/model.pt"):
+                data = _pickled((torch.load(io.BytesIO(data), weights_only=True), Touch(marker)))
+            elif variant == "constant" and info.filename.endswith("model_constants_config.json"):
+                data = json.dumps({"config": {"c": {"path_name": "opaque_obj_0", "use_pickle": False}}}).encode()
+            zout.writestr(info, data)
+    return out
+
+
+@pytest.mark.parametrize("variant", ["weights", "inputs", "constant"])
+@pytest.mark.parametrize("command", ["build", "compare"])
+def test_pt2_that_asks_for_pickle_is_refused_and_runs_nothing(
+        variant: str, command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clean = _archive(tmp_path)
+    marker = tmp_path / "pwned"
+    evil = _craft(clean, tmp_path / "evil.pt2", marker, variant)
+    args = ["build", str(evil)] if command == "build" else ["compare", str(clean), str(evil)]
+    code = main([*args, "--out", str(tmp_path / "out"), "--only", "summary", "--no-cache"])
+    err = capsys.readouterr().err.strip()
+    assert not marker.exists(), "code from the archive ran"
+    assert code == EXIT_USAGE
+    assert len(err.splitlines()) == 1 and "evil.pt2" in err and "--unsafe-pickle" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_clean_pt2_still_loads_and_unsafe_pickle_opts_out(tmp_path: Path) -> None:
+    clean = _archive(tmp_path)
+    assert main(["build", str(clean), "--out", str(tmp_path / "ok"), "--only", "summary", "--no-cache"]) == 0
+    marker = tmp_path / "ran"
+    evil = _craft(clean, tmp_path / "evil.pt2", marker, "inputs")
+    main(["build", str(evil), "--unsafe-pickle", "--out", str(tmp_path / "trusted"), "--only", "summary", "--no-cache"])
+    assert marker.exists()  # the user said they trust it: torch's own loader ran
