@@ -64,7 +64,7 @@ def describe_model(subject: Subject, inputs: tuple[torch.Tensor, ...], data: Dat
         out = model(*inputs)
     return ModelInfo(
         name=subject.name or type(model).__name__,
-        class_name=f"{type(model).__module__}.{type(model).__qualname__}",
+        class_name=class_path(type(model)),
         num_params=sum(p.numel() for p in params),
         trainable_params=sum(p.numel() for p in params if p.requires_grad),
         param_bytes=sum(p.numel() * p.element_size() for p in params),
@@ -79,6 +79,20 @@ def describe_model(subject: Subject, inputs: tuple[torch.Tensor, ...], data: Dat
         num_test=len(data.x_test) if data else 0,
         class_names=_class_names(subject, data),
     )
+
+
+def class_path(cls: type) -> str:
+    """`module.Class`; for a class from a model file, `file.py:Class` with the path relative to the working
+    folder (or the bare file name), so the report neither leaks nor depends on where the file lives."""
+    import os
+    import sys
+
+    file = getattr(sys.modules.get(cls.__module__), "__file__", None)
+    if not cls.__module__.startswith("nnreport_user_") or not file:
+        return f"{cls.__module__}.{cls.__qualname__}"
+    rel = os.path.relpath(file)
+    shown = rel if not rel.startswith("..") and not os.path.isabs(rel) else os.path.basename(file)
+    return f"{shown.replace(os.sep, '/')}:{cls.__qualname__}"
 
 
 def check_data(model: nn.Module, data: Dataset, inputs: tuple[torch.Tensor, ...]) -> None:

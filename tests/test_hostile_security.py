@@ -77,3 +77,63 @@ def test_clean_pt2_still_loads_and_unsafe_pickle_opts_out(tmp_path: Path) -> Non
     evil = _craft(clean, tmp_path / "evil.pt2", marker, "inputs")
     main(["build", str(evil), "--unsafe-pickle", "--out", str(tmp_path / "trusted"), "--only", "summary", "--no-cache"])
     assert marker.exists()  # the user said they trust it: torch's own loader ran
+
+
+HOSTILE_MODEL = '''
+import torch
+from torch import nn
+import nnreport
+
+NAME = "![x](https://evil.example/x.png) <img src=x onerror=alert(1)> @all `a|b` ]]"
+CLASSES = ["c0 <script>alert(1)</script>", "c1 \\u202egnp.exe", "c2 nul\\x00here"]
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+    def forward(self, x):
+        return self.fc(x)
+
+def build():
+    torch.manual_seed(0)
+    return nnreport.Subject(Net(), example_inputs=torch.randn(2, 4), class_names=CLASSES, name=NAME)
+'''
+
+
+@pytest.fixture
+def hostile_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "hostile.py").write_text(HOSTILE_MODEL)
+    out = tmp_path / "out"
+    assert main(["build", "models/hostile.py:build", "--out", str(out), "--only", "summary", "--no-cache"]) == 0
+    return out
+
+
+def test_summary_markdown_escapes_every_name(hostile_report: Path) -> None:
+    text = (hostile_report / "summary.md").read_text(encoding="utf-8")
+    assert "![x]" not in text and "](https" not in text  # no remote image
+    assert "<img" not in text and "<script" not in text  # no raw HTML
+    assert "@all" not in text  # no mention
+    assert "\u202e" not in text and "\x00" not in text
+    title = next(line for line in text.splitlines() if line.startswith("## "))
+    assert r"\!\[x\]\(https://evil\.example/x\.png\) &lt;img src=x onerror=alert\(1\)&gt; &#64;all \`a\|b\`" in title
+    class_row = next(line for line in text.splitlines() if line.startswith("| Class |"))
+    assert class_row.count("|") - class_row.count(r"\|") == 3  # a name cannot add table cells
+
+
+def test_nul_and_bidi_overrides_are_shown_not_acted_on(hostile_report: Path) -> None:
+    html = (hostile_report / "index.html").read_text(encoding="utf-8")
+    assert "\u202e" not in html and "\x00" not in html
+    assert "[U+202E]gnp.exe" in html and "nul\u2400here" in html
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
+    bundle = (hostile_report / "inspection" / "manifest.json").read_text(encoding="utf-8")
+    assert "\u202e" in bundle  # the data itself is kept exactly; only its display changes
+
+
+def test_model_card_names_the_model_file_relative(hostile_report: Path) -> None:
+    manifest = json.loads((hostile_report / "inspection" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["model"]["class_name"] == "models/hostile.py:Net"
+    for path in hostile_report.rglob("*"):
+        if path.is_file():
+            assert str(hostile_report.parent) not in path.read_text(encoding="utf-8", errors="replace"), path

@@ -88,8 +88,10 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=formatting.finalize,  # NUL and bidi overrides in a name are shown, never acted on
     )
     env.filters.update(formatting.FILTERS)
+    env.policies["json.dumps_function"] = formatting.visible_json
     return env
 
 

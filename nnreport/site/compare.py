@@ -26,6 +26,7 @@ from nnreport.site.build import (
 )
 from nnreport.site.compare_graph import GraphComparison, compare_graphs, graph_markdown
 from nnreport.site.compare_landscape import LandscapeComparison, compare_landscapes, landscape_markdown
+from nnreport.site.formatting import md
 from nnreport.site.pages import PageSpec, load_pages
 from nnreport.site.themes import load_theme
 
@@ -173,9 +174,10 @@ def _data_uri(data: bytes) -> str:
 
 def comparison_markdown(report: ComparisonReport) -> str:
     """A diff table for a pull-request comment (under 60,000 characters)."""
+    names = (md(report.result.names[0]), md(report.result.names[1]))  # these lines embed the names
     text = environment().get_template("compare.md").render(
         r=report.result, a=report.a.manifest, b=report.b.manifest,
-        landscape=landscape_markdown(report.a.result("landscape"), report.b.result("landscape"), report.result.names),
-        graph=graph_markdown(report.a.result("graph"), report.b.result("graph"), report.result.names))
+        landscape=landscape_markdown(report.a.result("landscape"), report.b.result("landscape"), names),
+        graph=graph_markdown(report.a.result("graph"), report.b.result("graph"), names))
     limit = 60_000
     return text if len(text) <= limit else text[: limit - 40] + "\n\n_(summary truncated)_\n"
