@@ -133,12 +133,19 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     config = _config(args)
     _check_theme(config.theme)
+    _check_out(args.out)
     subject = load_model(args.model, factory=args.factory, unsafe_pickle=args.unsafe_pickle, seed=config.seed)
     if args.checkpoints:
         subject.checkpoints = load_checkpoints(args.checkpoints, subject.model)
     data = load_data(args.data, config.seed) if args.data else None
     insp = api.inspect(subject, data, config, input_shape=args.input_shape, progress=_progress(), model_spec=args.model)
     return _write(insp, args.out, config)
+
+
+def _check_out(out: str) -> None:
+    from nnreport.site.output import check_out
+
+    check_out(out)  # refuse an unwritable or foreign --out before the long computation, not after
 
 
 def _check_theme(name: str) -> None:
@@ -168,6 +175,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from nnreport.api import render
     from nnreport.inspection import Inspection
 
+    _check_out(args.out)
     insp = Inspection.load(args.bundle)
     theme = args.theme or "light"
     path = render(insp, args.out, theme=theme, single_file=bool(args.single_file), timings=not args.no_timings)
@@ -181,9 +189,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     config = _config(args)
     _check_theme(config.theme)
+    out = args.out or ("nnreport-playground" if args.playground else "nnreport-demo")
+    _check_out(out)
     subject, data, name = demo_subject(playground=args.playground, seed=config.seed, progress=_progress())
     insp = api.inspect(subject, data, config, progress=_progress(), model_spec=f"nnreport demo ({name})")
-    return _write(insp, args.out or ("nnreport-playground" if args.playground else "nnreport-demo"), config)
+    return _write(insp, out, config)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -208,6 +218,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     config = _config(args)
     _check_theme(config.theme)
+    _check_out(args.out)
     names = parse_names(args.names)
     if args.bundles:
         from nnreport.inspection import Inspection
