@@ -164,6 +164,10 @@ def _write(insp: Any, out: str, config: Any) -> int:
     entry = path / ("report.html" if config.single_file else "index.html")
     failed = insp.failed
     print(f"nnreport: wrote {entry}", file=sys.stderr)
+    if insp.manifest.model.nonfinite:
+        print(f"nnreport: not finite: {insp.manifest.model.nonfinite}", file=sys.stderr)
+        if not failed:
+            return EXIT_ANALYSES_FAILED
     if failed:
         names = ", ".join(r.name for r in failed)
         print(f"nnreport: {len(failed)} analysis(es) failed ({names}); their pages show the errors", file=sys.stderr)
@@ -266,6 +270,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nnreport: interrupted; any existing report was left as it was", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except SystemExit as exc:  # user code (a model, a data callable) called sys.exit(): never a silent 0
+        if debug:
+            raise
+        print(f"nnreport: error: the model or a callable it runs called sys.exit({exc.code!r}); "
+              "nothing was written", file=sys.stderr)
+        return EXIT_FAILURE
     except NNReportError as exc:
         if debug:
             raise

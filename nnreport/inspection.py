@@ -41,6 +41,9 @@ class ModelInfo:
     num_train: int = 0
     num_test: int = 0
     class_names: tuple[str, ...] | None = None
+    # Set when the inputs or outputs hold NaN or inf: what is not finite; the card shows it, and the
+    # analyses that rest on the model's scores are marked failed instead of printing wrong numbers.
+    nonfinite: str = ""
 
 
 @dataclass(frozen=True)

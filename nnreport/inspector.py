@@ -21,8 +21,9 @@ from nnreport.cache import (
     model_fingerprint,
     tensors_fingerprint,
 )
-from nnreport.config import ReportConfig
-from nnreport.context import Context
+from nnreport.checks import check_labels, check_output_width
+from nnreport.config import ReportConfig, check_tables
+from nnreport.context import Context, primary_output
 from nnreport.datasets import Dataset
 from nnreport.errors import Skipped, UsageError
 from nnreport.inspection import (
@@ -49,6 +50,7 @@ def plan(config: ReportConfig) -> list[Analysis]:
         skip = {get_analysis(n).name for n in config.skip}
     except KeyError as exc:
         raise UsageError(str(exc.args[0])) from None
+    check_tables(config.analyses, "config")
     return [a for a in ordered(names) if a.name not in skip]
 
 
@@ -78,7 +80,31 @@ def describe_model(subject: Subject, inputs: tuple[torch.Tensor, ...], data: Dat
         num_train=len(data.x_train) if data else 0,
         num_test=len(data.x_test) if data else 0,
         class_names=_class_names(subject, data),
+        nonfinite=nonfinite_note(inputs, out, data),
     )
+
+
+# Analyses whose numbers rest on the model's scores (logits, loss): with NaN or inf there, they fail.
+SCORE_ANALYSES = frozenset({"relevance", "landscape", "playground", "cnnvis", "evaluation"})
+
+
+def _count_nonfinite(arrays: Any) -> int:
+    return sum(int(np.size(a) - np.isfinite(a).sum()) for a in arrays
+               if np.issubdtype(np.asarray(a).dtype, np.inexact))
+
+
+def nonfinite_note(inputs: tuple[torch.Tensor, ...], out: Any, data: Dataset | None) -> str:
+    """'' when inputs, data and outputs are all finite; else which of them hold NaN or inf, and how many."""
+    from nnreport.context import tensors_in
+
+    parts = []
+    counts = (("the example inputs", _count_nonfinite(t.detach().float().numpy() for t in inputs)),
+              ("the data", 0 if data is None else _count_nonfinite((data.x_train, data.x_test))),
+              ("the model's outputs", _count_nonfinite(t.detach().float().numpy() for t in tensors_in(out))))
+    for what, n in counts:
+        if n:
+            parts.append(f"{what} hold{'s' if what == 'the data' else ''} {n:,} NaN or infinite value{'s' * (n != 1)}")
+    return "; ".join(parts)
 
 
 def class_path(cls: type) -> str:
@@ -106,13 +132,25 @@ def check_data(model: nn.Module, data: Dataset, inputs: tuple[torch.Tensor, ...]
     x = torch.from_numpy(np.ascontiguousarray(data.x_test[:2]))
     try:
         with scoped.eval_mode(model), torch.no_grad():
-            model(x)
-    except Exception as exc:
+            out = primary_output(model(x))
+    except (Exception, SystemExit) as exc:
         raise UsageError(f"the model cannot run on the data {data.name!r} (inputs {tuple(x.shape)} {x.dtype}): "
                          f"{_first_line(exc)}") from None
+    labels_max = None
+    if data.y_train is not None and data.y_test is not None:
+        for y in (data.y_train, data.y_test):
+            check_labels(data.name, y, data.class_names)
+        labels_max = int(max(data.y_train.max(initial=0), data.y_test.max(initial=0)))
+    names = data.class_names
+    if names is not None and names == tuple(str(i) for i in range(len(names))):
+        names = None  # numbered from the labels, not a class list: the labels are checked instead
+    if out.dim() == 2:
+        check_output_width(int(out.shape[1]), labels_max, names, f"the data {data.name!r}")
 
 
-def _first_line(exc: Exception) -> str:
+def _first_line(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"the model called sys.exit({exc.code!r})"
     text = str(exc).strip()
     return text.splitlines()[0][:200] if text else type(exc).__name__
 
@@ -164,9 +202,11 @@ def inspect(
         check_data(subject.model, data, inputs)
     try:
         info = describe_model(subject, inputs, data, model_spec)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # SystemExit: a model that calls sys.exit() in forward
         shapes = ", ".join(f"{tuple(t.shape)} {t.dtype}" for t in inputs)
         raise UsageError(f"the model cannot run on its example inputs ({shapes}): {_first_line(exc)}") from None
+    if subject.class_names is not None and info.outputs and len(info.outputs[0].shape) == 2:
+        check_output_width(info.outputs[0].shape[1], None, info.class_names, "the model spec")
     checkpoints = tuple(dict(c) for c in subject.checkpoints)
     ctx = Context(subject.model, inputs, data, info.class_names, config, progress,
                   checkpoints=checkpoints, history=tuple(float(h) for h in subject.history))
@@ -182,6 +222,10 @@ def inspect(
         analysis_config = config.analysis_config(spec.name, spec.config_type)
         fp = digest([spec.name, _config_json(analysis_config), subject_fp] + [fingerprints.get(d, "") for d in spec.requires])
         fingerprints[spec.name] = fp
+        if info.nonfinite and spec.name in SCORE_ANALYSES:
+            progress(ProgressEvent(spec.title, 1, 1, "failed", final=True))
+            records.append(AnalysisRecord(spec.name, spec.title, "failed", f"not computed: {info.nonfinite}", None, fp))
+            continue
         records.append(_run_one(spec, analysis_config, ctx, fp, store if config.cache else None, progress))
     provenance = Provenance(__version__, torch.__version__, np.__version__, platform.python_version(), config.seed, config.preset)
     title = config.title or f"{info.name} — nnreport"
@@ -211,9 +255,9 @@ def _run_one(spec: Analysis, config: Any, ctx: Context, fp: str, store: ResultCa
     except Skipped as exc:
         progress(ProgressEvent(spec.title, 1, 1, "skipped", final=True))
         return AnalysisRecord(spec.name, spec.title, "skipped", str(exc), None, fp)
-    except Exception as exc:  # one failing analysis must not kill the report
+    except (Exception, SystemExit) as exc:  # one failing analysis must not kill the report
         progress(ProgressEvent(spec.title, 1, 1, "failed", final=True))
-        message = f"{type(exc).__name__}: {exc}".strip()
+        message = _first_line(exc) if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}".strip()
         return AnalysisRecord(spec.name, spec.title, "failed", message, None, fp, traceback.format_exc())
     seconds = round(time.perf_counter() - start, 3)
     if not isinstance(result, spec.result_type):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 import re
 import sys
 import zipfile
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nnreport.checks import check_labels
 from nnreport.datasets import Dataset, builtin_names, load_builtin
 from nnreport.errors import SpecError
 from nnreport.subject import Subject
@@ -26,6 +28,7 @@ MODEL_SPEC_HELP = (
 )
 WEIGHT_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".bin", ".ckpt")
 MAX_DATASET_ITEMS = 4096
+MAX_INPUT_ELEMENTS = 1 << 27  # one synthetic input: 512 MiB of float32
 
 
 def load_callable(spec: str, what: str = "model") -> Callable[..., Any]:
@@ -66,7 +69,7 @@ def _import_file(path: Path) -> Any:
     try:
         sys.modules[name] = module
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         sys.modules.pop(name, None)
         raise SpecError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
     finally:
@@ -107,7 +110,7 @@ def _call_factory(spec: str, state: Mapping[str, Any] | None = None, seed: int =
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             made = func()
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # SystemExit: a factory that calls sys.exit()
         raise SpecError(f"model spec {spec!r}: calling it failed: {type(exc).__name__}: {exc}") from exc
     subject = made if isinstance(made, Subject) else Subject(made)
     if not isinstance(subject.model, nn.Module):
@@ -224,7 +227,7 @@ def load_data(spec: Any, seed: int = 0) -> Dataset:
         func = load_callable(text, what="data")
         try:
             made = func()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise SpecError(f"data spec {text!r}: calling it failed: {type(exc).__name__}: {exc}") from exc
         return dataset_from_object(made, text.rpartition(":")[2], seed)
     if path.suffix:
@@ -251,7 +254,7 @@ def arrays_to_dataset(name: str, x: np.ndarray, y: np.ndarray | None, classes: S
     if len(x) < 2:
         raise SpecError(f"data {name!r} has {len(x)} samples; need at least 2")
     if y is not None:
-        y = np.asarray(y)
+        y = check_labels(name, np.asarray(y), classes)
         if len(y) != len(x):
             raise SpecError(f"data {name!r}: x has {len(x)} samples but y has {len(y)}")
     order = np.random.default_rng(seed).permutation(len(x))
@@ -269,15 +272,33 @@ def arrays_to_dataset(name: str, x: np.ndarray, y: np.ndarray | None, classes: S
 def _from_npz(path: Path, seed: int) -> Dataset:
     if not path.is_file():
         raise SpecError(f"data file {path} does not exist")
+    _check_npz_size(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except ValueError as exc:
+        if "pickle" not in str(exc):
+            raise SpecError(f"cannot read {path} as .npz: {exc}") from None
         raise SpecError(f"{path} needs pickle to load ({exc}); store plain arrays (strings as a unicode array)") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError, NotImplementedError) as exc:  # truncated or corrupt
+        raise SpecError(f"cannot read {path} as .npz (truncated or corrupt: {type(exc).__name__}: {exc})") from None
     if "x" not in arrays:
         raise SpecError(f"{path} has arrays {', '.join(arrays)}; it needs an array named x (and optionally y, classes)")
     classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else None
     return arrays_to_dataset(path.stem, arrays["x"], arrays.get("y"), classes, seed)
+
+
+MAX_NPZ_BYTES = 8 << 30  # arrays as stored, uncompressed: a zip bomb is refused before it inflates
+
+
+def _check_npz_size(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            size = sum(info.file_size for info in zf.infolist())
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise SpecError(f"cannot read {path} as .npz (not a zip archive, or truncated: {exc})") from None
+    if size > MAX_NPZ_BYTES:
+        raise SpecError(f"{path} unpacks to {size:,} bytes, more than the {MAX_NPZ_BYTES:,} allowed")
 
 
 def _from_torch_file(path: Path, seed: int) -> Dataset:
@@ -291,6 +312,9 @@ def _from_torch_file(path: Path, seed: int) -> Dataset:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise SpecError(f"{path} holds pickled objects; save a dict of tensors (x, y) and a list of class names") from None
+    except Exception as exc:  # truncated or corrupt: torch raises RuntimeError, EOFError, zipfile errors...
+        raise SpecError(f"cannot read {path} with torch.load (truncated or corrupt: {type(exc).__name__}: "
+                        f"{str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''})") from None
     if not isinstance(obj, Mapping) or "x" not in obj:
         raise SpecError(f"{path} must hold a dict with a tensor 'x' (and optionally 'y', 'classes')")
     return dataset_from_object(dict(obj), path.stem, seed)
@@ -342,7 +366,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 
 def _image_folder(root: Path, seed: int) -> Dataset:
-    from PIL import Image, UnidentifiedImageError
+    from nnreport.readers import GRAY_MODES, image_header, read_image
 
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
     if not classes:
@@ -351,17 +375,11 @@ def _image_folder(root: Path, seed: int) -> Dataset:
     if not files:
         raise SpecError(f"image folder {root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     files = files[:MAX_DATASET_ITEMS]
-    images = []
-    for f, _ in files:
-        try:
-            images.append(Image.open(f))
-        except (UnidentifiedImageError, OSError) as exc:
-            raise SpecError(f"cannot read image {f}: {exc}") from None
-    sizes = [im.size for im in images]
+    headers = [image_header(f) for f, _ in files]  # each file opened and closed again: no fd per image
+    sizes = [size for size, _ in headers]
     size = max(set(sizes), key=sizes.count)
-    gray = all(im.mode in ("L", "1", "I;16") for im in images)
-    mode = "L" if gray else "RGB"
-    x = np.stack([np.asarray(im.convert(mode).resize(size, Image.Resampling.BILINEAR), dtype=np.float32) / 255.0 for im in images])
+    gray = all(mode in GRAY_MODES for _, mode in headers)
+    x = np.stack([read_image(f, gray, size) for f, _ in files])
     x = x[:, None] if gray else x.transpose(0, 3, 1, 2)
     mean = x.mean(axis=(0, 2, 3))
     std = x.std(axis=(0, 2, 3)) + 1e-6
@@ -384,6 +402,9 @@ def parse_shape(text: str) -> tuple[tuple[int, ...], ...]:
             raise SpecError(f"--input-shape {text!r} is not a shape; write e.g. 1,3,32,32 (several inputs: 1,3;1,5)") from None
         if not dims or any(d <= 0 for d in dims):
             raise SpecError(f"--input-shape {text!r} has an empty or non-positive dimension")
+        if math.prod(dims) > MAX_INPUT_ELEMENTS:
+            raise SpecError(f"--input-shape {text!r} asks for {math.prod(dims):,} values in one input, more than the "
+                            f"{MAX_INPUT_ELEMENTS:,} allowed; give the shape of one small batch, e.g. 1,3,224,224")
         shapes.append(dims)
     return tuple(shapes)
 
