@@ -211,6 +211,9 @@ def inspect(
     ctx = Context(subject.model, inputs, data, info.class_names, config, progress,
                   checkpoints=checkpoints, history=tuple(float(h) for h in subject.history))
     store = cache or ResultCache()
+    problem = store.probe() if config.cache else ""
+    if problem:  # e.g. a read-only cache folder: compute everything, store nothing
+        progress(ProgressEvent("Result cache", 1, 1, f"warning: {problem}; running without a cache", final=True))
     versions = [__version__, code_fingerprint(), torch.__version__, np.__version__]
     subject_fp = digest([model_fingerprint(subject.model), tensors_fingerprint(inputs), dataset_fingerprint(data),
                          json.dumps(info.class_names), str(config.seed), str(config.max_samples),
@@ -226,7 +229,7 @@ def inspect(
             progress(ProgressEvent(spec.title, 1, 1, "failed", final=True))
             records.append(AnalysisRecord(spec.name, spec.title, "failed", f"not computed: {info.nonfinite}", None, fp))
             continue
-        records.append(_run_one(spec, analysis_config, ctx, fp, store if config.cache else None, progress))
+        records.append(_run_one(spec, analysis_config, ctx, fp, store if config.cache and not problem else None, progress))
     provenance = Provenance(__version__, torch.__version__, np.__version__, platform.python_version(), config.seed, config.preset)
     title = config.title or f"{info.name} — nnreport"
     return Inspection(Manifest(FORMAT_VERSION, title, info, provenance, tuple(records)), dict(ctx.results))
