@@ -132,7 +132,7 @@ def check_data(model: nn.Module, data: Dataset, inputs: tuple[torch.Tensor, ...]
     x = torch.from_numpy(np.ascontiguousarray(data.x_test[:2]))
     try:
         with scoped.eval_mode(model), torch.no_grad():
-            out = primary_output(model(x))
+            raw = model(x)
     except (Exception, SystemExit) as exc:
         raise UsageError(f"the model cannot run on the data {data.name!r} (inputs {tuple(x.shape)} {x.dtype}): "
                          f"{_first_line(exc)}") from None
@@ -144,6 +144,10 @@ def check_data(model: nn.Module, data: Dataset, inputs: tuple[torch.Tensor, ...]
     names = data.class_names
     if names is not None and names == tuple(str(i) for i in range(len(names))):
         names = None  # numbered from the labels, not a class list: the labels are checked instead
+    try:
+        out = primary_output(raw)
+    except TypeError:
+        return  # no tensor output: nothing to hold the labels against
     if out.dim() == 2:
         check_output_width(int(out.shape[1]), labels_max, names, f"the data {data.name!r}")
 

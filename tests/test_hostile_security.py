@@ -137,3 +137,16 @@ def test_model_card_names_the_model_file_relative(hostile_report: Path) -> None:
     for path in hostile_report.rglob("*"):
         if path.is_file():
             assert str(hostile_report.parent) not in path.read_text(encoding="utf-8", errors="replace"), path
+
+
+def test_compare_markdown_escapes_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "hostile.py").write_text(HOSTILE_MODEL)
+    spec = "models/hostile.py:build"
+    out = tmp_path / "cmp"
+    assert main(["compare", spec, spec, "--names", "![a](https://evil.example/a.png),<img src=x>@all",
+                 "--only", "summary", "--no-cache", "--out", str(out)]) == 0
+    text = (out / "summary.md").read_text(encoding="utf-8")
+    assert "![a]" not in text and "<img" not in text and "@all" not in text
+    assert r"\!\[a\]\(https://evil\.example/a\.png\) → &lt;img src=x&gt;&#64;all" in text

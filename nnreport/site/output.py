@@ -127,6 +127,8 @@ def locked(folder: Path) -> Iterator[None]:
                 if time.monotonic() > deadline:
                     raise UsageError(f"another nnreport build is still writing into {folder}; try again later") from None
                 time.sleep(0.05)
+            except OSError:  # a file system without flock (some network mounts): go on unlocked
+                break
         yield
     finally:
         os.close(fd)  # closing releases the lock
