@@ -279,7 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NNReportError as exc:
         if debug:
             raise
-        print(f"nnreport: error: {exc}", file=sys.stderr)
+        message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())  # always one line
+        print(f"nnreport: error: {message}", file=sys.stderr)
         return exc.exit_code
     except Exception as exc:  # anything else is a bug or an environment problem; keep it to one line
         if debug:

@@ -155,7 +155,11 @@ def _load_weights_file(path: Path, factory: str | None, unsafe_pickle: bool, see
     if not path.is_file():
         raise SpecError(f"model file {path} does not exist")
     if _is_torchscript(path):
-        return Subject(torch.jit.load(str(path), map_location="cpu"), name=path.stem)
+        try:
+            return Subject(torch.jit.load(str(path), map_location="cpu"), name=path.stem)
+        except Exception as exc:  # truncated or corrupt archive
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            raise SpecError(f"cannot read TorchScript archive {path} ({type(exc).__name__}: {first})") from None
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:

@@ -195,3 +195,20 @@ def test_cnnvis_cell_positions_are_computed_in_one_pass() -> None:
         return k * CELL + BLOCK_GAP / 2 * sum(1 for a, b in zip(blocks, blocks[1:], strict=False) if a != b)
 
     assert np.allclose(_cell_xs(r), [slow(k) for k in range(500)])
+
+
+@pytest.mark.parametrize("kind", ["torchscript", "state-dict", "pt2"])
+def test_truncated_model_files(kind: str, model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    net = torch.nn.Linear(4, 3)
+    if kind == "torchscript":
+        path = tmp_path / "m.ts"
+        torch.jit.save(torch.jit.script(net), str(path))
+    elif kind == "state-dict":
+        path = tmp_path / "w.pt"
+        torch.save(net.state_dict(), path)
+    else:
+        path = tmp_path / "m.pt2"
+        torch.export.save(torch.export.export(net, (torch.randn(2, 4),)), path)
+    _truncate(path, 0.7)
+    _fails(["build", str(path), "--factory", model, "--input-shape", "2,4", "--out", str(tmp_path / "o")], capsys,
+           path.name)
