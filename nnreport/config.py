@@ -145,12 +145,12 @@ def _is_tuple(tp: Any) -> bool:
 def load_toml(path: str | Path) -> ReportConfig:
     """Read a ReportConfig from TOML: top-level report options plus `[analyses.<name>]` tables."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise UsageError(f"config file {p} does not exist; pass a TOML file, e.g. --config nnreport.toml")
     from nnreport.readers import read_text
 
     try:
-        data = tomllib.loads(read_text(p, MAX_CONFIG_BYTES, "config file", UsageError))
+        data = tomllib.loads(read_text(p, MAX_CONFIG_BYTES, "config file", UsageError, follow=True))
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"config file {p} is not valid TOML: {exc}") from None
     config = build_dataclass(ReportConfig, data, where=str(p))

@@ -21,11 +21,14 @@ SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 GRAY_MODES = ("L", "1", "LA", "F") + SIXTEEN_BIT_MODES
 
 
-def read_bytes(path: str | Path, limit: int, what: str = "file", error: type[Exception] = SpecError) -> bytes:
-    """The bytes of regular file `path`, refusing symlinks, devices, fifos and files over `limit` bytes."""
+def read_bytes(path: str | Path, limit: int, what: str = "file", error: type[Exception] = SpecError,
+               follow: bool = False) -> bytes:
+    """The bytes of regular file `path`, refusing devices, fifos, files over `limit` bytes and (unless
+    `follow`) symbolic links."""
     p = Path(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | (0 if follow else getattr(os, "O_NOFOLLOW", 0))
     try:
-        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        fd = os.open(p, flags)
     except FileNotFoundError:
         raise error(f"{what} {p} does not exist") from None
     except OSError as exc:
@@ -43,9 +46,10 @@ def read_bytes(path: str | Path, limit: int, what: str = "file", error: type[Exc
     return data
 
 
-def read_text(path: str | Path, limit: int, what: str = "file", error: type[Exception] = SpecError) -> str:
+def read_text(path: str | Path, limit: int, what: str = "file", error: type[Exception] = SpecError,
+              follow: bool = False) -> str:
     """UTF-8 text of a plain file (see `read_bytes`); a decoding error names the byte offset."""
-    data = read_bytes(path, limit, what, error)
+    data = read_bytes(path, limit, what, error, follow)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -55,6 +59,8 @@ def read_text(path: str | Path, limit: int, what: str = "file", error: type[Exce
 def _open_image(path: Path) -> Any:
     from PIL import Image, UnidentifiedImageError
 
+    if not path.is_file():  # a fifo would block the open, a device never ends
+        raise SpecError(f"image {path} is not a plain file")
     try:
         with warnings.catch_warnings():  # Pillow warns past its own limit; ours below is lower and one line
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -212,3 +212,21 @@ def test_truncated_model_files(kind: str, model: str, tmp_path: Path, capsys: py
     _truncate(path, 0.7)
     _fails(["build", str(path), "--factory", model, "--input-shape", "2,4", "--out", str(tmp_path / "o")], capsys,
            path.name)
+
+
+def test_fifo_in_an_image_folder_does_not_hang(model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for c in ("a", "b"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        _png(tmp_path / "imgs" / c / "0.png")
+    os.mkfifo(tmp_path / "imgs" / "b" / "1.png")
+    _fails(["build", model, "--data", str(tmp_path / "imgs"), "--out", str(tmp_path / "o")], capsys, "1.png", "plain file")
+
+
+def test_config_may_be_a_symlink_but_not_a_device(model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "real.toml").write_text('preset = "quick"\n')
+    os.symlink(tmp_path / "real.toml", tmp_path / "link.toml")
+    os.symlink("/dev/zero", tmp_path / "zero.toml")
+    _fails(["build", model, "--input-shape", "2,4", "--config", str(tmp_path / "zero.toml"), "--out", str(tmp_path / "o")],
+           capsys, "zero.toml", "not a plain file")
+    assert main(["build", model, "--input-shape", "2,4", "--config", str(tmp_path / "link.toml"), "--only", "summary",
+                 "--no-cache", "--out", str(tmp_path / "o")]) == 0
