@@ -23,6 +23,8 @@ MAX_CONFIG_BYTES = 64 << 20
 # Constants stored as TorchScript objects or plain pickles (see torch/export/pt2_archive/_package.py).
 UNSAFE_CONSTANT_PREFIXES = ("custom_obj_", "opaque_obj_")
 UNSAFE_SUFFIXES = (".so", ".dll", ".dylib", ".pyd")
+# The 2.7-era layout keeps these as torch.save bytes, which torch unpickles with a weights_only=False fallback.
+LEGACY_PICKLED = ("serialized_state_dict.json", "serialized_constants.json")
 
 
 def vet_archive(path: Path) -> None:
@@ -48,7 +50,7 @@ def _vet_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
         raise _refuse(path, name, "is a compiled library")
     if name.endswith("_config.json") and "/data/" in f"/{name}":
         _vet_payload_config(path, name, _read(path, zf, info, MAX_CONFIG_BYTES))
-    elif name.endswith(".pt"):
+    elif name.endswith(".pt") or name.rpartition("/")[2] in LEGACY_PICKLED:
         _vet_pickle(path, name, _read(path, zf, info, MAX_MEMBER_BYTES))
 
 

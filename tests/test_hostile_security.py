@@ -51,10 +51,13 @@ def _craft(clean: Path, out: Path, marker: Path, variant: str) -> Path:
             elif variant == "constant" and info.filename.endswith("model_constants_config.json"):
                 data = json.dumps({"config": {"c": {"path_name": "opaque_obj_0", "use_pickle": False}}}).encode()
             zout.writestr(info, data)
+        if variant == "aoti":  # a compiled library that torch would load (and run) as an AOTInductor model
+            root = zin.namelist()[0].split("/")[0]
+            zout.writestr(f"{root}/data/aotinductor/model/model.so", b"\x7fELF not really")
     return out
 
 
-@pytest.mark.parametrize("variant", ["weights", "inputs", "constant"])
+@pytest.mark.parametrize("variant", ["weights", "inputs", "constant", "aoti"])
 @pytest.mark.parametrize("command", ["build", "compare"])
 def test_pt2_that_asks_for_pickle_is_refused_and_runs_nothing(
         variant: str, command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
