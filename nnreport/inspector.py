@@ -21,9 +21,9 @@ from nnreport.cache import (
     model_fingerprint,
     tensors_fingerprint,
 )
-from nnreport.checks import check_labels, check_output_width
+from nnreport.checks import SCORE_ANALYSES, check_data_labels, check_output_width, class_path, nonfinite_note
 from nnreport.config import ReportConfig, check_tables
-from nnreport.context import Context, primary_output
+from nnreport.context import Context
 from nnreport.datasets import Dataset
 from nnreport.errors import Skipped, UsageError
 from nnreport.inspection import (
@@ -84,43 +84,6 @@ def describe_model(subject: Subject, inputs: tuple[torch.Tensor, ...], data: Dat
     )
 
 
-# Analyses whose numbers rest on the model's scores (logits, loss): with NaN or inf there, they fail.
-SCORE_ANALYSES = frozenset({"relevance", "landscape", "playground", "cnnvis", "evaluation"})
-
-
-def _count_nonfinite(arrays: Any) -> int:
-    return sum(int(np.size(a) - np.isfinite(a).sum()) for a in arrays
-               if np.issubdtype(np.asarray(a).dtype, np.inexact))
-
-
-def nonfinite_note(inputs: tuple[torch.Tensor, ...], out: Any, data: Dataset | None) -> str:
-    """'' when inputs, data and outputs are all finite; else which of them hold NaN or inf, and how many."""
-    from nnreport.context import tensors_in
-
-    parts = []
-    counts = (("the example inputs", _count_nonfinite(t.detach().float().numpy() for t in inputs)),
-              ("the data", 0 if data is None else _count_nonfinite((data.x_train, data.x_test))),
-              ("the model's outputs", _count_nonfinite(t.detach().float().numpy() for t in tensors_in(out))))
-    for what, n in counts:
-        if n:
-            parts.append(f"{what} hold{'s' if what == 'the data' else ''} {n:,} NaN or infinite value{'s' * (n != 1)}")
-    return "; ".join(parts)
-
-
-def class_path(cls: type) -> str:
-    """`module.Class`; for a class from a model file, `file.py:Class` with the path relative to the working
-    folder (or the bare file name), so the report neither leaks nor depends on where the file lives."""
-    import os
-    import sys
-
-    file = getattr(sys.modules.get(cls.__module__), "__file__", None)
-    if not cls.__module__.startswith("nnreport_user_") or not file:
-        return f"{cls.__module__}.{cls.__qualname__}"
-    rel = os.path.relpath(file)
-    shown = rel if not rel.startswith("..") and not os.path.isabs(rel) else os.path.basename(file)
-    return f"{shown.replace(os.sep, '/')}:{cls.__qualname__}"
-
-
 def check_data(model: nn.Module, data: Dataset, inputs: tuple[torch.Tensor, ...]) -> None:
     """Fail early, in one line, when the model cannot run on the data (wrong shape or dtype)."""
     import torch
@@ -136,20 +99,7 @@ def check_data(model: nn.Module, data: Dataset, inputs: tuple[torch.Tensor, ...]
     except (Exception, SystemExit) as exc:
         raise UsageError(f"the model cannot run on the data {data.name!r} (inputs {tuple(x.shape)} {x.dtype}): "
                          f"{_first_line(exc)}") from None
-    labels_max = None
-    if data.y_train is not None and data.y_test is not None:
-        for y in (data.y_train, data.y_test):
-            check_labels(data.name, y, data.class_names)
-        labels_max = int(max(data.y_train.max(initial=0), data.y_test.max(initial=0)))
-    names = data.class_names
-    if names is not None and names == tuple(str(i) for i in range(len(names))):
-        names = None  # numbered from the labels, not a class list: the labels are checked instead
-    try:
-        out = primary_output(raw)
-    except TypeError:
-        return  # no tensor output: nothing to hold the labels against
-    if out.dim() == 2:
-        check_output_width(int(out.shape[1]), labels_max, names, f"the data {data.name!r}")
+    check_data_labels(data, raw)
 
 
 def _first_line(exc: BaseException) -> str:
