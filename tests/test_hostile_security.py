@@ -153,3 +153,10 @@ def test_compare_markdown_escapes_names(tmp_path: Path, monkeypatch: pytest.Monk
     text = (out / "summary.md").read_text(encoding="utf-8")
     assert "![a]" not in text and "<img" not in text and "@all" not in text
     assert r"\!\[a\]\(https://evil\.example/a\.png\) → &lt;img src=x&gt;&#64;all" in text
+
+
+def test_visible_json_spells_hidden_characters_but_keeps_escaped_backslashes() -> None:
+    from nnreport.site.formatting import visible_json
+
+    text = visible_json({"label": "a\u202eb\x00c", "literal": "\\u202e", "tricky": "\\\u2066"})
+    assert json.loads(text) == {"label": "a[U+202E]b\u2400c", "literal": "\\u202e", "tricky": "\\[U+2066]"}
