@@ -120,7 +120,7 @@ def test_summary_markdown_escapes_every_name(hostile_report: Path) -> None:
     assert "@all" not in text  # no mention
     assert "\u202e" not in text and "\x00" not in text
     title = next(line for line in text.splitlines() if line.startswith("## "))
-    assert r"\!\[x\]\(https://evil\.example/x\.png\) &lt;img src=x onerror=alert\(1\)&gt; &#64;all \`a\|b\`" in title
+    assert r"!\[x\]\(https://evil\.example/x\.png\) &lt;img src=x onerror=alert\(1\)&gt; &#64;all \`a\|b\`" in title
     class_row = next(line for line in text.splitlines() if line.startswith("| Class |"))
     assert class_row.count("|") - class_row.count(r"\|") == 3  # a name cannot add table cells
 
@@ -152,7 +152,7 @@ def test_compare_markdown_escapes_names(tmp_path: Path, monkeypatch: pytest.Monk
                  "--only", "summary", "--no-cache", "--out", str(out)]) == 0
     text = (out / "summary.md").read_text(encoding="utf-8")
     assert "![a]" not in text and "<img" not in text and "@all" not in text
-    assert r"\!\[a\]\(https://evil\.example/a\.png\) → &lt;img src=x&gt;&#64;all" in text
+    assert r"!\[a\]\(https://evil\.example/a\.png\) → &lt;img src=x&gt;&#64;all" in text
 
 
 def test_visible_json_spells_hidden_characters_but_keeps_escaped_backslashes() -> None:

@@ -97,7 +97,9 @@ def visible_json(obj: Any, **kwargs: Any) -> str:
     return _HIDDEN_JSON.sub(spell, text)
 
 
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+# Characters that start emphasis, code, links, images, headings, tables, strikethrough or an autolinked
+# domain; with "[" escaped, "!" cannot start an image.
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#|~.])")
 
 
 def md(value: Any) -> str:
