@@ -160,3 +160,11 @@ def test_visible_json_spells_hidden_characters_but_keeps_escaped_backslashes() -
 
     text = visible_json({"label": "a\u202eb\x00c", "literal": "\\u202e", "tricky": "\\\u2066"})
     assert json.loads(text) == {"label": "a[U+202E]b\u2400c", "literal": "\\u202e", "tricky": "\\[U+2066]"}
+
+
+def test_md_code_spans_cannot_be_broken_out_of() -> None:
+    from nnreport.site.formatting import md_code
+
+    assert md_code("a``b|c <img src=x> @all") == "```a``b\\|c <img src=x> @all```"
+    assert md_code("`edge`") == "`` `edge` ``"
+    assert md_code("two\nlines\u202e") == "`two lines[U+202E]`"

@@ -108,6 +108,15 @@ def md(value: Any) -> str:
     return html.escape(text, quote=False).replace("@", "&#64;")
 
 
+def md_code(value: Any) -> str:
+    """A Markdown code span holding `value` literally (a fence longer than any run of backticks inside;
+    "|" escaped, as a table cell needs even inside code)."""
+    text = " ".join(visible(str(value)).split()).replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 FILTERS = {
     "int": fmt_int,
     "bytes": fmt_bytes,
@@ -118,5 +127,6 @@ FILTERS = {
     "seconds": fmt_seconds,
     "compact": fmt_compact,
     "md": md,
+    "md_code": md_code,
     "visible": visible,
 }

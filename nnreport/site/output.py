@@ -96,7 +96,7 @@ def refusal(target: Path, out: str | Path) -> str | None:
 
 def check_out(out: str | Path) -> Path:
     """Refuse an output folder up front (before any analysis runs): exists but is not ours, or unwritable."""
-    target = Path(out).absolute()
+    target = Path(out).resolve()  # a symlinked --out updates the folder it points to
     reason = refusal(target, out)
     if reason:
         raise UsageError(reason)
