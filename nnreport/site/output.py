@@ -116,7 +116,11 @@ def locked(folder: Path) -> Iterator[None]:
     except ImportError:  # pragma: no cover  (Windows: no flock; the recovery still applies)
         yield
         return
-    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # a folder we may write but not read: go on unlocked (the recovery still applies)
+        yield
+        return
     try:
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         while True:
