@@ -43,6 +43,11 @@ class ReportConfig:
     analyses: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        hints = typing.get_type_hints(ReportConfig)
+        for f in dataclasses.fields(self):  # the Python API gets the same checks as a TOML file
+            value = getattr(self, f.name)
+            if not matches(hints[f.name], value):
+                raise UsageError(f"ReportConfig: {f.name} = {value!r} is not {describe(hints[f.name])}")
         if self.preset not in PRESETS:
             raise UsageError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < MAX_SEED:
