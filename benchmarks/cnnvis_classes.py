@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from nnreport.analyses.cnnvis import CNNVisLayer, CNNVisResult, LayerGroup, NeuronCluster
+from nnreport.cnnvis.results import CNNVisLayer, CNNVisResult, LayerGroup, NeuronCluster
 from nnreport.inspection import AnalysisRecord, Inspection, Manifest, ModelInfo, Provenance
 from nnreport.site.assets import Assets
 from nnreport.site.build import environment, gather

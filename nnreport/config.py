@@ -7,7 +7,7 @@ import enum
 import sys
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
@@ -132,15 +132,14 @@ def describe(tp: Any) -> str:
     return {"bool": "a bool (true or false)", "int": "a whole number", "float": "a number", "str": "a string"}.get(name, name)
 
 
-def check_tables(tables: Mapping[str, Any], where: str) -> None:
-    """Every [analyses.NAME] table must name a known analysis (a typo must not be silently ignored)."""
-    from nnreport.analyses import load_all
-
-    known = load_all()
-    unknown = sorted(set(tables) - set(known))
+def check_tables(tables: Mapping[str, Any], known: Iterable[str], where: str) -> None:
+    """Every [analyses.NAME] table must name a known analysis (a typo must not be silently ignored). The
+    caller passes the registered names (`analyses.load_all()`): the config is core and imports no analysis."""
+    names = set(known)
+    unknown = sorted(set(tables) - names)
     if unknown:
         raise UsageError(f"{where}: unknown analysis table(s) {', '.join(f'[analyses.{n}]' for n in unknown)}; "
-                         f"known: {', '.join(sorted(known))}")
+                         f"known: {', '.join(sorted(names))}")
 
 
 def _is_tuple(tp: Any) -> bool:
@@ -158,9 +157,7 @@ def load_toml(path: str | Path) -> ReportConfig:
         data = tomllib.loads(read_text(p, MAX_CONFIG_BYTES, "config file", UsageError, follow=True))
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"config file {p} is not valid TOML: {exc}") from None
-    config = build_dataclass(ReportConfig, data, where=str(p))
-    check_tables(config.analyses, str(p))
-    return config
+    return build_dataclass(ReportConfig, data, where=str(p))
 
 
 MAX_CONFIG_BYTES = 1 << 20

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nnreport import __version__
-from nnreport.analyses import Analysis, get_analysis, ordered
+from nnreport.analyses import Analysis, get_analysis, load_all, ordered
 from nnreport.cache import (
     ResultCache,
     code_fingerprint,
@@ -21,26 +21,23 @@ from nnreport.cache import (
     model_fingerprint,
     tensors_fingerprint,
 )
-from nnreport.checks import SCORE_ANALYSES, check_data_labels, check_output_width, class_path, nonfinite_note
+from nnreport.checks import SCORE_ANALYSES, check_output_width
 from nnreport.config import ReportConfig, check_tables
 from nnreport.context import Context
-from nnreport.datasets import Dataset
-from nnreport.errors import Skipped, UsageError
+from nnreport.errors import Skipped, UsageError, first_line
 from nnreport.inspection import (
     FORMAT_VERSION,
     AnalysisRecord,
     Inspection,
     Manifest,
-    ModelInfo,
     Provenance,
-    TensorSpec,
 )
+from nnreport.modelcard import describe_model
 from nnreport.progress import ProgressEvent, ProgressFn, silent
 from nnreport.subject import Subject
 
 if TYPE_CHECKING:
-    import torch
-    from torch import nn
+    pass
 
 
 def plan(config: ReportConfig) -> list[Analysis]:
@@ -50,81 +47,8 @@ def plan(config: ReportConfig) -> list[Analysis]:
         skip = {get_analysis(n).name for n in config.skip}
     except KeyError as exc:
         raise UsageError(str(exc.args[0])) from None
-    check_tables(config.analyses, "config")
+    check_tables(config.analyses, load_all(), "config")
     return [a for a in ordered(names) if a.name not in skip]
-
-
-def describe_model(subject: Subject, inputs: tuple[torch.Tensor, ...], data: Dataset | None, model_spec: str) -> ModelInfo:
-    """The model card's facts: parameter counts and sizes, input and output specs, the data."""
-    import torch
-
-    from nnreport import scoped
-
-    model = subject.model
-    params = list(model.parameters())
-    with scoped.eval_mode(model), torch.no_grad():
-        out = model(*inputs)
-    return ModelInfo(
-        name=subject.name or type(model).__name__,
-        class_name=class_path(type(model)),
-        num_params=sum(p.numel() for p in params),
-        trainable_params=sum(p.numel() for p in params if p.requires_grad),
-        param_bytes=sum(p.numel() * p.element_size() for p in params),
-        buffer_bytes=sum(b.numel() * b.element_size() for b in model.buffers()),
-        inputs=tuple(TensorSpec(f"input {i}", tuple(t.shape), str(t.dtype).replace("torch.", "")) for i, t in enumerate(inputs)),
-        outputs=tuple(_output_specs(out, "output")),
-        model_spec=model_spec,
-        data_name=data.name if data else None,
-        data_description=data.description if data else "",
-        data_kind=data.kind if data else None,
-        num_train=len(data.x_train) if data else 0,
-        num_test=len(data.x_test) if data else 0,
-        class_names=_class_names(subject, data),
-        nonfinite=nonfinite_note(inputs, out, data),
-    )
-
-
-def check_data(model: nn.Module, data: Dataset, inputs: tuple[torch.Tensor, ...]) -> None:
-    """Fail early, in one line, when the model cannot run on the data (wrong shape or dtype)."""
-    import torch
-
-    from nnreport import scoped
-
-    if len(inputs) != 1:
-        return  # data feeds single-input models only; analyses that need it say so
-    x = torch.from_numpy(np.ascontiguousarray(data.x_test[:2]))
-    try:
-        with scoped.eval_mode(model), torch.no_grad():
-            raw = model(x)
-    except (Exception, SystemExit) as exc:
-        raise UsageError(f"the model cannot run on the data {data.name!r} (inputs {tuple(x.shape)} {x.dtype}): "
-                         f"{_first_line(exc)}") from None
-    check_data_labels(data, raw)
-
-
-def _first_line(exc: BaseException) -> str:
-    if isinstance(exc, SystemExit):
-        return f"the model called sys.exit({exc.code!r})"
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
-
-
-def _output_specs(out: Any, name: str) -> list[TensorSpec]:
-    import torch
-
-    if isinstance(out, torch.Tensor):
-        return [TensorSpec(name, tuple(out.shape), str(out.dtype).replace("torch.", ""))]
-    if isinstance(out, dict):
-        return [s for k, v in out.items() for s in _output_specs(v, f"{name}[{k!r}]")]
-    if isinstance(out, (tuple, list)):
-        return [s for i, v in enumerate(out) for s in _output_specs(v, f"{name}[{i}]")]
-    return []
-
-
-def _class_names(subject: Subject, data: Dataset | None) -> tuple[str, ...] | None:
-    if subject.class_names is not None:
-        return tuple(str(c) for c in subject.class_names)
-    return data.class_names if data is not None else None
 
 
 def _config_json(config: Any) -> str:
@@ -132,33 +56,23 @@ def _config_json(config: Any) -> str:
 
 
 def inspect(
-    subject: Subject | nn.Module,
-    data: Dataset | None = None,
+    subject: Subject,
     config: ReportConfig | None = None,
     *,
-    example_inputs: tuple[torch.Tensor, ...] | None = None,
     progress: ProgressFn = silent,
     model_spec: str = "",
     cache: ResultCache | None = None,
 ) -> Inspection:
-    """Run every planned analysis on the subject and return the Inspection."""
+    """Run every planned analysis on a resolved subject (nnreport.loading.resolve) and return the Inspection."""
     import torch
 
-    from nnreport.loading import example_inputs as default_inputs
-    from nnreport.loading import load_data, load_model
-
     config = config or ReportConfig()
-    subject = load_model(subject)
-    if data is None and subject.data is not None:
-        data = load_data(subject.data, config.seed)
-    inputs = example_inputs or default_inputs(subject, data, None, config.seed)
-    if data is not None:
-        check_data(subject.model, data, inputs)
+    data, inputs = subject.data, tuple(subject.example_inputs)
     try:
         info = describe_model(subject, inputs, data, model_spec)
     except (Exception, SystemExit) as exc:  # SystemExit: a model that calls sys.exit() in forward
         shapes = ", ".join(f"{tuple(t.shape)} {t.dtype}" for t in inputs)
-        raise UsageError(f"the model cannot run on its example inputs ({shapes}): {_first_line(exc)}") from None
+        raise UsageError(f"the model cannot run on its example inputs ({shapes}): {first_line(exc)}") from None
     if subject.class_names is not None and info.outputs and len(info.outputs[0].shape) == 2:
         check_output_width(info.outputs[0].shape[1], None, info.class_names, "the model spec")
     checkpoints = tuple(dict(c) for c in subject.checkpoints)
@@ -214,7 +128,7 @@ def _run_one(spec: Analysis, config: Any, ctx: Context, fp: str, store: ResultCa
         return AnalysisRecord(spec.name, spec.title, "skipped", str(exc), None, fp)
     except (Exception, SystemExit) as exc:  # one failing analysis must not kill the report
         progress(ProgressEvent(spec.title, 1, 1, "failed", final=True))
-        message = _first_line(exc) if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}".strip()
+        message = first_line(exc) if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}".strip()
         return AnalysisRecord(spec.name, spec.title, "failed", message, None, fp, traceback.format_exc())
     seconds = round(time.perf_counter() - start, 3)
     if not isinstance(result, spec.result_type):

@@ -156,15 +156,27 @@ def test_compare_markdown_escapes_names(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_visible_json_spells_hidden_characters_but_keeps_escaped_backslashes() -> None:
-    from nnreport.site.formatting import visible_json
+    from nnreport.formatting import visible_json
 
     text = visible_json({"label": "a\u202eb\x00c", "literal": "\\u202e", "tricky": "\\\u2066"})
     assert json.loads(text) == {"label": "a[U+202E]b\u2400c", "literal": "\\u202e", "tricky": "\\[U+2066]"}
 
 
 def test_md_code_spans_cannot_be_broken_out_of() -> None:
-    from nnreport.site.formatting import md_code
+    from nnreport.formatting import md_code
 
     assert md_code("a``b|c <img src=x> @all") == "```a``b\\|c <img src=x> @all```"
     assert md_code("`edge`") == "`` `edge` ``"
     assert md_code("two\nlines\u202e") == "`two lines[U+202E]`"
+
+
+def test_template_json_is_finite_and_spells_hidden_characters() -> None:
+    """The environment's `tojson` (and chart specs) write NaN/inf as null AND show bidi/NUL characters."""
+    from nnreport.templating import dumps_finite, environment
+
+    value = {"x": float("nan"), "y": float("-inf"), "label": "a\u202eb\x00"}
+    expected = {"x": None, "y": None, "label": "a[U+202E]b\u2400"}
+    assert json.loads(dumps_finite(value)) == expected
+    rendered = environment().from_string("{{ v | tojson }}").render(v=value)
+    assert "NaN" not in rendered and "Infinity" not in rendered and "\u202e" not in rendered
+    assert environment().from_string("{{ s }}").render(s="x\u202ey") == "x[U+202E]y"
