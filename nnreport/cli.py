@@ -106,9 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _config(args: argparse.Namespace) -> Any:
     from dataclasses import replace
 
-    from nnreport.config import ReportConfig, load_toml
+    from nnreport.analyses import load_all
+    from nnreport.config import ReportConfig, check_tables, load_toml
 
     config = load_toml(args.config) if getattr(args, "config", None) else ReportConfig()
+    if getattr(args, "config", None):
+        check_tables(config.analyses, load_all(), args.config)  # before any model is loaded
     overrides = {
         "preset": args.preset, "seed": args.seed, "only": args.only, "skip": args.skip, "theme": args.theme,
         "single_file": args.single_file, "title": args.title,
@@ -133,11 +136,18 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     config = _config(args)
     _check_theme(config.theme)
+    _check_out(args.out)
     subject = load_model(args.model, factory=args.factory, unsafe_pickle=args.unsafe_pickle, seed=config.seed)
     if args.checkpoints:
         subject.checkpoints = load_checkpoints(args.checkpoints, subject.model)
     insp = api.inspect(subject, args.data, config, input_shape=args.input_shape, progress=_progress(), model_spec=args.model)
     return _write(insp, args.out, config)
+
+
+def _check_out(out: str) -> None:
+    from nnreport.site.output import check_out
+
+    check_out(out)  # refuse an unwritable or foreign --out before the long computation, not after
 
 
 def _check_theme(name: str) -> None:
@@ -156,6 +166,10 @@ def _write(insp: Any, out: str, config: Any) -> int:
     entry = path / ("report.html" if config.single_file else "index.html")
     failed = insp.failed
     print(f"nnreport: wrote {entry}", file=sys.stderr)
+    if insp.manifest.model.nonfinite:
+        print(f"nnreport: not finite: {insp.manifest.model.nonfinite}", file=sys.stderr)
+        if not failed:
+            return EXIT_ANALYSES_FAILED
     if failed:
         names = ", ".join(r.name for r in failed)
         print(f"nnreport: {len(failed)} analysis(es) failed ({names}); their pages show the errors", file=sys.stderr)
@@ -167,6 +181,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from nnreport.api import render
     from nnreport.inspection import Inspection
 
+    _check_out(args.out)
     insp = Inspection.load(args.bundle)
     theme = args.theme or "light"
     path = render(insp, args.out, theme=theme, single_file=bool(args.single_file), timings=not args.no_timings)
@@ -180,9 +195,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     config = _config(args)
     _check_theme(config.theme)
+    out = args.out or ("nnreport-playground" if args.playground else "nnreport-demo")
+    _check_out(out)
     subject, data, name = demo_subject(playground=args.playground, seed=config.seed, progress=_progress())
     insp = api.inspect(subject, data, config, progress=_progress(), model_spec=f"nnreport demo ({name})")
-    return _write(insp, args.out or ("nnreport-playground" if args.playground else "nnreport-demo"), config)
+    return _write(insp, out, config)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -208,6 +225,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     config = _config(args)
     _check_theme(config.theme)
+    _check_out(args.out)
     names = parse_names(args.names)
     if args.bundles:
         from nnreport.inspection import Inspection
@@ -251,10 +269,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nnreport: interrupted; any existing report was left as it was", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except SystemExit as exc:  # user code (a model, a data callable) called sys.exit(): never a silent 0
+        if debug:
+            raise
+        print(f"nnreport: error: the model or a callable it runs called sys.exit({exc.code!r}); "
+              "nothing was written", file=sys.stderr)
+        return EXIT_FAILURE
     except NNReportError as exc:
         if debug:
             raise
-        print(f"nnreport: error: {exc}", file=sys.stderr)
+        message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())  # always one line
+        print(f"nnreport: error: {message}", file=sys.stderr)
         return exc.exit_code
     except Exception as exc:  # anything else is a bug or an environment problem; keep it to one line
         if debug:

@@ -9,6 +9,7 @@ from typing import Any, Literal, TypeVar
 
 from nnreport import codec
 from nnreport.errors import BundleError
+from nnreport.readers import read_bytes, read_text
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -42,6 +43,9 @@ class ModelInfo:
     num_train: int = 0
     num_test: int = 0
     class_names: tuple[str, ...] | None = None
+    # Set when the inputs or outputs hold NaN or inf: what is not finite; the card shows it, and the
+    # analyses that rest on the model's scores are marked failed instead of printing wrong numbers.
+    nonfinite: str = ""
 
 
 @dataclass(frozen=True)
@@ -131,30 +135,58 @@ class Inspection:
         if (folder / "inspection" / MANIFEST).is_file():
             folder = folder / "inspection"  # accept the report folder too
         path = folder / MANIFEST
-        if not path.is_file():
+        if not path.is_file() and not path.is_symlink():
             raise BundleError(f"{directory} is not an inspection bundle (no {MANIFEST}); pass a report's inspection/ folder")
-        try:
-            tree = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise BundleError(f"{path} is corrupt: {exc}") from None
-        version = tree.get("format_version")
+        tree = _read_json(path)
+        version = tree.get("format_version") if isinstance(tree, dict) else None
         if not isinstance(version, int) or version > FORMAT_VERSION:
             raise BundleError(
                 f"{path} has bundle format {version}, newer than this nnreport reads ({FORMAT_VERSION}); upgrade nnreport"
             )
-        manifest = codec.decode(Manifest, tree, {})
+        try:
+            manifest = codec.decode(Manifest, tree, {})
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+            raise BundleError(f"{path} is corrupt: {type(exc).__name__}: {exc}") from None
         load_all()
         results = {}
         for record in manifest.records:
             if record.status != "ok" or record.name not in REGISTRY:
                 continue
             npz = folder / f"{record.name}.npz"
+            text = read_text(folder / f"{record.name}.json", MAX_JSON_BYTES, "bundle file", BundleError)
+            arrays = _read_npz(npz) if npz.exists() or npz.is_symlink() else None
             try:
-                results[record.name] = codec.from_files(
-                    REGISTRY[record.name].result_type,
-                    (folder / f"{record.name}.json").read_text(encoding="utf-8"),
-                    npz.read_bytes() if npz.exists() else None,
-                )
-            except (OSError, KeyError, ValueError, TypeError) as exc:
-                raise BundleError(f"cannot read the {record.name} result in {folder}: {exc}") from None
+                results[record.name] = codec.from_files(REGISTRY[record.name].result_type, text, arrays)
+            except Exception as exc:  # truncated zip, bad npy header, deep JSON, wrong types: all "corrupt"
+                raise BundleError(f"cannot read the {record.name} result in {folder}: {type(exc).__name__}: {exc}") from None
         return cls(manifest, results)
+
+
+# Bounded reads of a bundle that may have been tampered with: no file is read past these sizes.
+MAX_JSON_BYTES = 256 << 20
+MAX_NPZ_BYTES = 4 << 30
+MAX_NPZ_UNPACKED = 8 << 30
+
+
+def _read_json(path: Path) -> Any:
+    text = read_text(path, MAX_JSON_BYTES, "bundle file", BundleError)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise BundleError(f"{path} is corrupt: {type(exc).__name__}: {str(exc)[:160]}") from None
+
+
+def _read_npz(path: Path) -> bytes:
+    """The bytes of a result's .npz, refusing one that would unpack past MAX_NPZ_UNPACKED (a zip bomb)."""
+    import io
+    import zipfile
+
+    data = read_bytes(path, MAX_NPZ_BYTES, "bundle file", BundleError)
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            unpacked = sum(info.file_size for info in zf.infolist())
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise BundleError(f"{path} is corrupt: {exc}") from None
+    if unpacked > MAX_NPZ_UNPACKED:
+        raise BundleError(f"{path} unpacks to {unpacked:,} bytes, more than the {MAX_NPZ_UNPACKED:,} allowed")
+    return data

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nnreport import __version__
-from nnreport.analyses import Analysis, get_analysis, ordered
+from nnreport.analyses import Analysis, get_analysis, load_all, ordered
 from nnreport.cache import (
     ResultCache,
     code_fingerprint,
@@ -21,7 +21,8 @@ from nnreport.cache import (
     model_fingerprint,
     tensors_fingerprint,
 )
-from nnreport.config import ReportConfig
+from nnreport.checks import SCORE_ANALYSES, check_output_width
+from nnreport.config import ReportConfig, check_tables
 from nnreport.context import Context
 from nnreport.errors import Skipped, UsageError, first_line
 from nnreport.inspection import (
@@ -46,6 +47,7 @@ def plan(config: ReportConfig) -> list[Analysis]:
         skip = {get_analysis(n).name for n in config.skip}
     except KeyError as exc:
         raise UsageError(str(exc.args[0])) from None
+    check_tables(config.analyses, load_all(), "config")
     return [a for a in ordered(names) if a.name not in skip]
 
 
@@ -68,13 +70,18 @@ def inspect(
     data, inputs = subject.data, tuple(subject.example_inputs)
     try:
         info = describe_model(subject, inputs, data, model_spec)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # SystemExit: a model that calls sys.exit() in forward
         shapes = ", ".join(f"{tuple(t.shape)} {t.dtype}" for t in inputs)
         raise UsageError(f"the model cannot run on its example inputs ({shapes}): {first_line(exc)}") from None
+    if subject.class_names is not None and info.outputs and len(info.outputs[0].shape) == 2:
+        check_output_width(info.outputs[0].shape[1], None, info.class_names, "the model spec")
     checkpoints = tuple(dict(c) for c in subject.checkpoints)
     ctx = Context(subject.model, inputs, data, info.class_names, config, progress,
                   checkpoints=checkpoints, history=tuple(float(h) for h in subject.history))
     store = cache or ResultCache()
+    problem = store.probe() if config.cache else ""
+    if problem:  # e.g. a read-only cache folder: compute everything, store nothing
+        progress(ProgressEvent("Result cache", 1, 1, f"warning: {problem}; running without a cache", final=True))
     versions = [__version__, code_fingerprint(), torch.__version__, np.__version__]
     subject_fp = digest([model_fingerprint(subject.model), tensors_fingerprint(inputs), dataset_fingerprint(data),
                          json.dumps(info.class_names), str(config.seed), str(config.max_samples),
@@ -86,7 +93,11 @@ def inspect(
         analysis_config = config.analysis_config(spec.name, spec.config_type)
         fp = digest([spec.name, _config_json(analysis_config), subject_fp] + [fingerprints.get(d, "") for d in spec.requires])
         fingerprints[spec.name] = fp
-        records.append(_run_one(spec, analysis_config, ctx, fp, store if config.cache else None, progress))
+        if info.nonfinite and spec.name in SCORE_ANALYSES:
+            progress(ProgressEvent(spec.title, 1, 1, "failed", final=True))
+            records.append(AnalysisRecord(spec.name, spec.title, "failed", f"not computed: {info.nonfinite}", None, fp))
+            continue
+        records.append(_run_one(spec, analysis_config, ctx, fp, store if config.cache and not problem else None, progress))
     provenance = Provenance(__version__, torch.__version__, np.__version__, platform.python_version(), config.seed, config.preset)
     title = config.title or f"{info.name} — nnreport"
     return Inspection(Manifest(FORMAT_VERSION, title, info, provenance, tuple(records)), dict(ctx.results))
@@ -115,9 +126,9 @@ def _run_one(spec: Analysis, config: Any, ctx: Context, fp: str, store: ResultCa
     except Skipped as exc:
         progress(ProgressEvent(spec.title, 1, 1, "skipped", final=True))
         return AnalysisRecord(spec.name, spec.title, "skipped", str(exc), None, fp)
-    except Exception as exc:  # one failing analysis must not kill the report
+    except (Exception, SystemExit) as exc:  # one failing analysis must not kill the report
         progress(ProgressEvent(spec.title, 1, 1, "failed", final=True))
-        message = f"{type(exc).__name__}: {exc}".strip()
+        message = first_line(exc) if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}".strip()
         return AnalysisRecord(spec.name, spec.title, "failed", message, None, fp, traceback.format_exc())
     seconds = round(time.perf_counter() - start, 3)
     if not isinstance(result, spec.result_type):

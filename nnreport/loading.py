@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 import re
 import sys
 import zipfile
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nnreport.checks import check_data_labels, check_labels
 from nnreport.datasets import Dataset, builtin_names, load_builtin
 from nnreport.errors import SpecError, UsageError, first_line
 from nnreport.subject import Subject
@@ -27,6 +29,7 @@ MODEL_SPEC_HELP = (
 )
 WEIGHT_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".bin", ".ckpt")
 MAX_DATASET_ITEMS = 4096
+MAX_INPUT_ELEMENTS = 1 << 27  # one synthetic input: 512 MiB of float32
 
 
 def load_callable(spec: str, what: str = "model") -> Callable[..., Any]:
@@ -67,7 +70,7 @@ def _import_file(path: Path) -> Any:
     try:
         sys.modules[name] = module
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         sys.modules.pop(name, None)
         raise SpecError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
     finally:
@@ -89,7 +92,7 @@ def load_model(spec: str | Any, factory: str | None = None, unsafe_pickle: bool 
     spec = str(spec)
     path = Path(spec)
     if spec.endswith(".pt2"):
-        return _load_exported(path)
+        return _load_exported(path, unsafe_pickle)
     if spec.endswith(".py"):
         raise SpecError(f"model spec {spec!r} names a file but no callable; write {spec}:build_model")
     if path.suffix in WEIGHT_SUFFIXES or (path.is_file() and ":" not in spec):
@@ -108,7 +111,7 @@ def _call_factory(spec: str, state: Mapping[str, Any] | None = None, seed: int =
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             made = func()
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # SystemExit: a factory that calls sys.exit()
         raise SpecError(f"model spec {spec!r}: calling it failed: {type(exc).__name__}: {exc}") from exc
     subject = made if isinstance(made, Subject) else Subject(made)
     if not isinstance(subject.model, nn.Module):
@@ -123,13 +126,15 @@ def _call_factory(spec: str, state: Mapping[str, Any] | None = None, seed: int =
     return subject
 
 
-def _load_exported(path: Path) -> Subject:
-    import torch
+def _load_exported(path: Path, unsafe_pickle: bool = False) -> Subject:
+    from nnreport.pt2 import load_exported
 
     if not path.is_file():
         raise SpecError(f"model file {path} does not exist")
     try:
-        program = torch.export.load(str(path))
+        program = load_exported(path, unsafe_pickle)
+    except SpecError:
+        raise
     except Exception as exc:
         raise SpecError(f"{path} is not a readable torch.export archive ({type(exc).__name__}: {exc})") from None
     args, _kwargs = program.example_inputs
@@ -151,7 +156,11 @@ def _load_weights_file(path: Path, factory: str | None, unsafe_pickle: bool, see
     if not path.is_file():
         raise SpecError(f"model file {path} does not exist")
     if _is_torchscript(path):
-        return Subject(torch.jit.load(str(path), map_location="cpu"), name=path.stem)
+        try:
+            return Subject(torch.jit.load(str(path), map_location="cpu"), name=path.stem)
+        except Exception as exc:  # truncated or corrupt archive
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            raise SpecError(f"cannot read TorchScript archive {path} ({type(exc).__name__}: {first})") from None
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -223,7 +232,7 @@ def load_data(spec: Any, seed: int = 0) -> Dataset:
         func = load_callable(text, what="data")
         try:
             made = func()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise SpecError(f"data spec {text!r}: calling it failed: {type(exc).__name__}: {exc}") from exc
         return dataset_from_object(made, text.rpartition(":")[2], seed)
     if path.suffix:
@@ -250,7 +259,7 @@ def arrays_to_dataset(name: str, x: np.ndarray, y: np.ndarray | None, classes: S
     if len(x) < 2:
         raise SpecError(f"data {name!r} has {len(x)} samples; need at least 2")
     if y is not None:
-        y = np.asarray(y)
+        y = check_labels(name, np.asarray(y), classes)
         if len(y) != len(x):
             raise SpecError(f"data {name!r}: x has {len(x)} samples but y has {len(y)}")
     order = np.random.default_rng(seed).permutation(len(x))
@@ -268,15 +277,33 @@ def arrays_to_dataset(name: str, x: np.ndarray, y: np.ndarray | None, classes: S
 def _from_npz(path: Path, seed: int) -> Dataset:
     if not path.is_file():
         raise SpecError(f"data file {path} does not exist")
+    _check_npz_size(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except ValueError as exc:
+        if "pickle" not in str(exc):
+            raise SpecError(f"cannot read {path} as .npz: {exc}") from None
         raise SpecError(f"{path} needs pickle to load ({exc}); store plain arrays (strings as a unicode array)") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError, NotImplementedError) as exc:  # truncated or corrupt
+        raise SpecError(f"cannot read {path} as .npz (truncated or corrupt: {type(exc).__name__}: {exc})") from None
     if "x" not in arrays:
         raise SpecError(f"{path} has arrays {', '.join(arrays)}; it needs an array named x (and optionally y, classes)")
     classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else None
     return arrays_to_dataset(path.stem, arrays["x"], arrays.get("y"), classes, seed)
+
+
+MAX_NPZ_BYTES = 8 << 30  # arrays as stored, uncompressed: a zip bomb is refused before it inflates
+
+
+def _check_npz_size(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            size = sum(info.file_size for info in zf.infolist())
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise SpecError(f"cannot read {path} as .npz (not a zip archive, or truncated: {exc})") from None
+    if size > MAX_NPZ_BYTES:
+        raise SpecError(f"{path} unpacks to {size:,} bytes, more than the {MAX_NPZ_BYTES:,} allowed")
 
 
 def _from_torch_file(path: Path, seed: int) -> Dataset:
@@ -290,6 +317,9 @@ def _from_torch_file(path: Path, seed: int) -> Dataset:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise SpecError(f"{path} holds pickled objects; save a dict of tensors (x, y) and a list of class names") from None
+    except Exception as exc:  # truncated or corrupt: torch raises RuntimeError, EOFError, zipfile errors...
+        raise SpecError(f"cannot read {path} with torch.load (truncated or corrupt: {type(exc).__name__}: "
+                        f"{str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''})") from None
     if not isinstance(obj, Mapping) or "x" not in obj:
         raise SpecError(f"{path} must hold a dict with a tensor 'x' (and optionally 'y', 'classes')")
     return dataset_from_object(dict(obj), path.stem, seed)
@@ -341,7 +371,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 
 def _image_folder(root: Path, seed: int) -> Dataset:
-    from PIL import Image, UnidentifiedImageError
+    from nnreport.readers import GRAY_MODES, image_header, read_image
 
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
     if not classes:
@@ -350,17 +380,11 @@ def _image_folder(root: Path, seed: int) -> Dataset:
     if not files:
         raise SpecError(f"image folder {root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     files = files[:MAX_DATASET_ITEMS]
-    images = []
-    for f, _ in files:
-        try:
-            images.append(Image.open(f))
-        except (UnidentifiedImageError, OSError) as exc:
-            raise SpecError(f"cannot read image {f}: {exc}") from None
-    sizes = [im.size for im in images]
+    headers = [image_header(f) for f, _ in files]  # each file opened and closed again: no fd per image
+    sizes = [size for size, _ in headers]
     size = max(set(sizes), key=sizes.count)
-    gray = all(im.mode in ("L", "1", "I;16") for im in images)
-    mode = "L" if gray else "RGB"
-    x = np.stack([np.asarray(im.convert(mode).resize(size, Image.Resampling.BILINEAR), dtype=np.float32) / 255.0 for im in images])
+    gray = all(mode in GRAY_MODES for _, mode in headers)
+    x = np.stack([read_image(f, gray, size) for f, _ in files])
     x = x[:, None] if gray else x.transpose(0, 3, 1, 2)
     mean = x.mean(axis=(0, 2, 3))
     std = x.std(axis=(0, 2, 3)) + 1e-6
@@ -383,6 +407,9 @@ def parse_shape(text: str) -> tuple[tuple[int, ...], ...]:
             raise SpecError(f"--input-shape {text!r} is not a shape; write e.g. 1,3,32,32 (several inputs: 1,3;1,5)") from None
         if not dims or any(d <= 0 for d in dims):
             raise SpecError(f"--input-shape {text!r} has an empty or non-positive dimension")
+        if math.prod(dims) > MAX_INPUT_ELEMENTS:
+            raise SpecError(f"--input-shape {text!r} asks for {math.prod(dims):,} values in one input, more than the "
+                            f"{MAX_INPUT_ELEMENTS:,} allowed; give the shape of one small batch, e.g. 1,3,224,224")
         shapes.append(dims)
     return tuple(shapes)
 
@@ -433,7 +460,8 @@ def check_data(model: nn.Module, data: Dataset, inputs: tuple[torch.Tensor, ...]
     x = torch.from_numpy(np.ascontiguousarray(data.x_test[:2]))
     try:
         with scoped.eval_mode(model), torch.no_grad():
-            model(x)
-    except Exception as exc:
+            raw = model(x)
+    except (Exception, SystemExit) as exc:  # SystemExit: a model that calls sys.exit() in forward
         raise UsageError(f"the model cannot run on the data {data.name!r} (inputs {tuple(x.shape)} {x.dtype}): "
                          f"{first_line(exc)}") from None
+    check_data_labels(data, raw)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from nnreport.checks import class_path, nonfinite_note
 from nnreport.datasets import Dataset
 from nnreport.inspection import ModelInfo, TensorSpec
 from nnreport.subject import Subject
@@ -25,7 +26,7 @@ def describe_model(subject: Subject, inputs: tuple[torch.Tensor, ...], data: Dat
         out = model(*inputs)
     return ModelInfo(
         name=subject.name or type(model).__name__,
-        class_name=f"{type(model).__module__}.{type(model).__qualname__}",
+        class_name=class_path(type(model)),
         num_params=sum(p.numel() for p in params),
         trainable_params=sum(p.numel() for p in params if p.requires_grad),
         param_bytes=sum(p.numel() * p.element_size() for p in params),
@@ -39,6 +40,7 @@ def describe_model(subject: Subject, inputs: tuple[torch.Tensor, ...], data: Dat
         num_train=len(data.x_train) if data else 0,
         num_test=len(data.x_test) if data else 0,
         class_names=_class_names(subject, data),
+        nonfinite=nonfinite_note(inputs, out, data),
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -29,12 +28,14 @@ def finite(value: Any) -> Any:
 
 
 def dumps_finite(value: Any, **kwargs: Any) -> str:
-    """json.dumps that writes NaN/inf as null and refuses anything else JSON cannot hold."""
-    return json.dumps(finite(value), allow_nan=False, **kwargs)
+    """json.dumps that writes NaN/inf as null, refuses anything else JSON cannot hold, and spells
+    hidden characters (NUL, controls, bidi overrides) in strings visibly (`formatting.visible_json`)."""
+    return formatting.visible_json(finite(value), allow_nan=False, **kwargs)
 
 
 def environment() -> jinja2.Environment:
-    """The templates' environment: autoescaped HTML/SVG, strict undefined, nnreport's filters, finite `tojson`."""
+    """The templates' environment: autoescaped HTML/SVG, strict undefined, nnreport's filters, visible
+    hidden characters, finite `tojson`."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(resource_dir("templates"))),
         autoescape=jinja2.select_autoescape(["html", "svg"], default=False),
@@ -42,6 +43,7 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=formatting.finalize,  # NUL and bidi overrides in a name are shown, never acted on
     )
     env.filters.update(formatting.FILTERS)
     env.policies["json.dumps_function"] = dumps_finite

@@ -245,6 +245,8 @@ def _accuracy(ctx: Context, config: SummaryConfig) -> tuple[
             out = ctx.forward(x)
             if out.dim() != 2 or (data.num_classes and out.shape[1] != data.num_classes):
                 return None, 0, None, f"the output has shape {tuple(out.shape)}, not one score per class", None, None
+            if not torch.isfinite(out).all():
+                return None, 0, None, "the model's outputs hold NaN or infinite values", None, None
             preds.append(out.argmax(1).numpy())
     pred = np.concatenate(preds)
     assert data.y_test is not None  # has_labels was checked above

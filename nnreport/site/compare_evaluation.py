@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from nnreport.formatting import md
 from nnreport.site.evaluation_charts import bins, neutral, scheme
 from nnreport.site.pages.evaluation import GRID_MAX
 
@@ -199,5 +200,5 @@ def evaluation_markdown(a: EvaluationResult | None, b: EvaluationResult | None, 
     moved = [p for p in moved if p[0].f1 != p[1].f1][:5]
     if moved:
         lines.append("Largest per-class F1 changes: " + ", ".join(
-            f"{ra.name.replace('|', '/')} {rb.f1 - ra.f1:+.3f}" for ra, rb in moved))
+            f"{md(ra.name)} {rb.f1 - ra.f1:+.3f}" for ra, rb in moved))
     return "\n\n".join(lines)
