@@ -19,8 +19,10 @@ if TYPE_CHECKING:
     from nnreport.datasets import Dataset
 
 
-def check_labels(name: str, y: np.ndarray, classes: Sequence[str] | None = None) -> np.ndarray:
-    """Labels as int64 class indices: one per sample, whole, non-negative and below len(classes)."""
+def check_labels(name: str, y: np.ndarray, classes: Sequence[str] | None = None, targets: bool = True) -> np.ndarray:
+    """Labels as int64 class indices: one per sample, whole, non-negative and below len(classes).
+
+    With `targets`, fractional float labels without a class list pass as float32 regression targets."""
     y = np.asarray(y)
     where = f"data {name!r}: labels y"
     if y.ndim != 1:
@@ -31,6 +33,8 @@ def check_labels(name: str, y: np.ndarray, classes: Sequence[str] | None = None)
     if np.issubdtype(y.dtype, np.floating):
         bad = ~np.isfinite(y) | (y != np.round(y))
         if bad.any():
+            if targets and classes is None:
+                return y.astype(np.float32)  # regression targets; check_data_labels holds them against the model
             raise SpecError(f"{where} hold {y[bad][0]!r} (dtype {y.dtype}); give integer class indices 0, 1, 2, ...")
     if len(y) and y.min() < 0:
         raise SpecError(f"{where} hold the negative label {y.min()!r}; class indices start at 0")
@@ -54,20 +58,31 @@ def check_data_labels(data: Dataset, output: Any) -> None:
     """The data's labels, class list and the model's output (on a couple of samples) agree."""
     from nnreport.context import primary_output
 
+    try:
+        out = primary_output(output)
+    except TypeError:
+        out = None  # no tensor output: nothing to hold the labels against
     labels_max = None
     if data.y_train is not None and data.y_test is not None:
+        if _regression_targets(data) and out is not None and out.dim() <= 2 and out.shape[-1:].numel() == 1:
+            return  # float targets and one output per sample: a regressor (the evaluation page reads it so)
         for y in (data.y_train, data.y_test):
-            check_labels(data.name, y, data.class_names)
+            check_labels(data.name, y, data.class_names, targets=False)
         labels_max = int(max(data.y_train.max(initial=0), data.y_test.max(initial=0)))
     names = data.class_names
     if names is not None and names == tuple(str(i) for i in range(len(names))):
         names = None  # numbered from the labels, not a class list: the labels are checked instead
-    try:
-        out = primary_output(output)
-    except TypeError:
-        return  # no tensor output: nothing to hold the labels against
+    if out is None:
+        return
     if out.dim() == 2:
         check_output_width(int(out.shape[1]), labels_max, names, f"the data {data.name!r}")
+
+
+def _regression_targets(data: Dataset) -> bool:
+    """Labels that are floats with fractional values: targets of a regressor, not class indices."""
+    y = data.y_train
+    return y is not None and np.issubdtype(np.asarray(y).dtype, np.floating) and bool(
+        (np.asarray(y) != np.round(np.asarray(y))).any())
 
 
 # Analyses whose numbers rest on the model's scores (logits, loss): with NaN or inf there, they fail.

@@ -20,6 +20,7 @@ import nnreport
 from nnreport import codec
 from nnreport.config import ReportConfig
 from nnreport.datasets import Dataset
+from nnreport.errors import SpecError
 from nnreport.evaluation import metrics as M
 from nnreport.evaluation.results import EvaluationResult
 from nnreport.site.build import render_files
@@ -227,13 +228,13 @@ def test_regression_leaves_out_non_finite_labels_with_a_note() -> None:
     assert "3 test sample(s)" in res.notes[0]
 
 
-def test_other_outputs_are_skipped_with_the_reason() -> None:
+def test_labels_outside_the_models_classes_are_refused_up_front() -> None:
+    # The up-front label check (issue 17) refuses them before any analysis runs, so the evaluation never
+    # reports accuracies against classes the model does not have.
     data = nnreport.load_builtin("iris")
     data = replace(data, y_train=data.y_train + 5, y_test=data.y_test + 5)  # type: ignore[operator]
-    insp = nnreport.inspect(MLP(), data, ReportConfig(preset="quick", only=ONLY, cache=False))
-    record = insp.record("evaluation")
-    assert record is not None and record.status == "skipped" and "outside the model's 3 classes" in record.message
-    assert "outside the model" in render_files(insp)["evaluation.html"].decode()
+    with pytest.raises(SpecError, match="go up to 7, but the data names 3 classes"):
+        nnreport.inspect(MLP(), data, ReportConfig(preset="quick", only=ONLY, cache=False))
 
 
 def _chart_specs(html: str) -> list[Any]:
