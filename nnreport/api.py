@@ -23,19 +23,25 @@ def inspect(
     input_shape: str | None = None,
     progress: ProgressFn = silent,
     model_spec: str = "",
+    eval_data: Any = None,
+    transform: Any = None,
 ) -> Inspection:
     """Run every analysis on `model` (an nn.Module, a Subject or a model spec string) and return the results.
 
     `data` is a Dataset, a data spec string (e.g. "digits"), arrays/tensors `(x, y)` or a torch Dataset.
+    `eval_data` is a separate test set (then `data` is used whole for training); `transform` is the model's
+    own image preprocessing ("imagenet" or a callable PIL image -> tensor). Both default to the Subject's.
     """
     from nnreport import inspector
+    from nnreport.loading import DataOptions, load_data, load_model
     from nnreport.loading import example_inputs as default_inputs
-    from nnreport.loading import load_data, load_model
 
     config = config or ReportConfig()
     subject = load_model(model, seed=config.seed)
-    dataset = load_data(data, config.seed) if data is not None else (
-        load_data(subject.data, config.seed) if subject.data is not None else None)
+    options = DataOptions(transform=transform if transform is not None else subject.transform,
+                          eval_data=eval_data if eval_data is not None else subject.eval_data)
+    dataset = load_data(data, config.seed, options) if data is not None else (
+        load_data(subject.data, config.seed, options) if subject.data is not None else None)
     if example_inputs is not None:
         inputs: tuple[torch.Tensor, ...] = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
     else:

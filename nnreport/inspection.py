@@ -41,6 +41,8 @@ class ModelInfo:
     num_train: int = 0
     num_test: int = 0
     class_names: tuple[str, ...] | None = None
+    # What the model was fed (preprocessing), how the data was split, unreadable files left out.
+    data_notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,7 @@ def describe_model(subject: Subject, inputs: tuple[torch.Tensor, ...], data: Dat
         num_train=len(data.x_train) if data else 0,
         num_test=len(data.x_test) if data else 0,
         class_names=_class_names(subject, data),
+        data_notes=data.card_notes() if data else (),
     )
 
 
@@ -144,7 +145,9 @@ def inspect(
     config = config or ReportConfig()
     subject = load_model(subject)
     if data is None and subject.data is not None:
-        data = load_data(subject.data, config.seed)
+        from nnreport.loading import DataOptions
+
+        data = load_data(subject.data, config.seed, DataOptions(transform=subject.transform, eval_data=subject.eval_data))
     inputs = example_inputs or default_inputs(subject, data, None, config.seed)
     if data is not None:
         check_data(subject.model, data, inputs)

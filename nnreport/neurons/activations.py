@@ -21,6 +21,7 @@ from nnreport.errors import Skipped
 from nnreport.neurons import layers as L
 from nnreport.neurons.receptive import Axis, receptive_fields, window
 from nnreport.neurons.topk import Stats, TopK, argmax_positions, stream
+from nnreport.streaming import head
 
 
 def input_kind(ctx: Context) -> str:
@@ -137,7 +138,7 @@ def _stream(ctx: Context, config: ActivationsConfig, chosen: list[L.LayerChoice]
                      "dataset statistics; dead and saturated units are judged on the sample inputs only.")
         return None, 0, ""
     x = ctx.data.x_train if config.split == "train" else ctx.data.x_test
-    x = x[: config.max_examples]
+    x = head(x, config.max_examples)  # streamed data: still lazy, decoded batch by batch below
     units = {c.path: c.shape[0] for c in chosen}
     with torch.no_grad(), scoped.eval_mode(ctx.model):
         state = stream(_batches(ctx.model, modules, x, config.batch_size), units, config.top_k)

@@ -105,19 +105,21 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
     from nnreport.relevance.methods import NotApplicable, explain, resolve_target
 
     x_np, labels, data = _inputs(ctx)
-    x_all = torch.from_numpy(np.ascontiguousarray(x_np))
+    # Only the samples used are read (streamed data decodes nothing else), from the first max_samples.
+    n_all = min(len(x_np), ctx.config.max_samples) if data is not None else len(x_np)
+    x_first = torch.from_numpy(np.ascontiguousarray(x_np[:2]))
     try:
-        canon = prepare(ctx.model, x_all[:1])
+        canon = prepare(ctx.model, x_first[:1])
     except ValueError as exc:
         raise Skipped(str(exc)) from exc
-    n_classes = _check_output(ctx, canon, x_all)
-    rows = _rows(labels, n_classes, config, len(x_all), x_all.dim() == 2)
-    pert_idx = list(range(min(config.perturbation_samples, len(x_all))))
-    has_masks = data is not None and data.masks_test is not None and x_all.dim() == 4
-    mask_idx = list(range(min(config.mask_samples, len(x_all)))) if has_masks else []
+    n_classes = _check_output(ctx, canon, x_first)
+    rows = _rows(labels, n_classes, config, n_all, x_first.dim() == 2)
+    pert_idx = list(range(min(config.perturbation_samples, n_all)))
+    has_masks = data is not None and data.masks_test is not None and x_first.dim() == 4
+    mask_idx = list(range(min(config.mask_samples, n_all))) if has_masks else []
     batch_idx = sorted(set(rows) | set(pert_idx) | set(mask_idx))
     where = {i: k for k, i in enumerate(batch_idx)}
-    x = x_all[batch_idx]
+    x = torch.from_numpy(np.ascontiguousarray(x_np[np.asarray(batch_idx, dtype=np.int64)]))
     target = resolve_target(canon, x, None)
     low, high = (data.value_range() if data is not None else (float(x.min()), float(x.max())))
     seed = ctx.config.seed

@@ -130,7 +130,7 @@ def _grid(res: RelevanceResult, assets: Assets) -> tuple[tuple[Column, ...], tup
                                      f"input {i}: {_name(names, true if true is not None else pred)}")
             for m in ran:
                 lo, hi = scales[m.key]
-                rgb = images.colourize(res.maps[m.key][i], DIVERGING if m.signed else SEQUENTIAL, lo, hi)
+                rgb = images.thumbnail(images.colourize(res.maps[m.key][i], DIVERGING if m.signed else SEQUENTIAL, lo, hi))
                 cells.append(assets.png(f"{m.key}-{i}", rgb, f"{m.title} for input {i}"))
         rows.append(GridRow(_name(names, target), _name(names, true) if true is not None else None,
                             _name(names, pred), None if true is None else true == pred, input_image, tuple(cells), f))
