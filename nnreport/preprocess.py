@@ -59,7 +59,7 @@ class Preprocess:
             norm = (f"; it normalises with mean {_fmt(self.mean)} and std {_fmt(self.std)} (undone for display)"
                     if self.mean is not None else "; its normalisation is unknown, so images show min-max scaled")
             return f"the model's own transform {self.custom_name} applied to each RGB image{norm}"
-        steps = ["one channel (grey)" if self.mode == "L" else "RGB"]
+        steps = ["converted to one grey channel" if self.mode == "L" else "converted to RGB"]
         if self.size is not None:
             steps.append(f"resized to {self.size[0]}×{self.size[1]} (bilinear{', ' + self.size_note if self.size_note else ''})")
         if self.resize is not None:
