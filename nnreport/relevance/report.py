@@ -230,25 +230,27 @@ def _perturbation(ctx: Context, canon: Any, x: torch.Tensor, target: torch.Tenso
     if not idx or config.steps < 1:
         return None
     xs, ts = x[idx], target[idx]
-    ids, count = P.region_index(tuple(xs.shape[1:]), config.region if xs.dim() == 4 else 1)
+    region = (config.region or P.auto_region(min(xs.shape[-2:]))) if xs.dim() == 4 else 1
+    ids, count = P.region_index(tuple(xs.shape[1:]), region)
     rng = ctx.rng("relevance-perturbation")
     fill = P.replacement_values(xs, config.replacement, low, high, rng)
     score = _score_fn(canon)
-    steps = min(config.steps, count)
-    randoms = [P.perturbation_curve(score, xs, ts, np.stack([rng.permutation(count) for _ in idx]), ids, steps, fill)
+    steps, per_step = P.schedule(count, config.steps, config.min_removed)
+    randoms = [P.perturbation_curve(score, xs, ts, np.stack([rng.permutation(count) for _ in idx]), ids, steps, fill,
+                                    per_step=per_step)
                for _ in range(max(1, config.random_orderings))]
     curves = []
     for i, (key, m) in enumerate(maps.items()):
         rep.step(done + i, total, f"relevance: region perturbation ({key})")
         morf, lerf = P.orderings(m[idx], ids, count)
-        a = P.perturbation_curve(score, xs, ts, morf, ids, steps, fill)
-        b = P.perturbation_curve(score, xs, ts, lerf, ids, steps, fill)
+        a = P.perturbation_curve(score, xs, ts, morf, ids, steps, fill, per_step=per_step)
+        b = P.perturbation_curve(score, xs, ts, lerf, ids, steps, fill, per_step=per_step)
         curves.append(CurveResult(key, a.drop, b.drop, a.aopc, a.se, b.aopc, b.se))
     random_drop = np.mean([r.drop for r in randoms], axis=0)
     return PerturbationResult(
-        region=config.region if xs.dim() == 4 else 1, steps=steps, replacement=config.replacement, samples=len(idx),
+        region=region, steps=steps, replacement=config.replacement, samples=len(idx),
         regions_total=count, random=random_drop, random_aopc=float(np.mean([r.aopc for r in randoms])),
-        random_se=float(np.mean([r.se for r in randoms])), curves=tuple(curves))
+        random_se=float(np.mean([r.se for r in randoms])), curves=tuple(curves), per_step=per_step)
 
 
 def _randomisation(ctx: Context, x: torch.Tensor, target: torch.Tensor, maps: dict[str, np.ndarray], idx: list[int],

@@ -310,7 +310,9 @@ def _perturbation_text(res: RelevanceResult) -> tuple[str, str]:
     what = {"uniform": "uniform noise over the data's value range", "zero": "zeros (the data mean)",
             "blur": "a 5×5 box-blurred copy"}.get(p.replacement, p.replacement)
     region = f"{p.region}×{p.region} regions" if res.kind == "image" else "single features"
-    text = (f"{region} (of {p.regions_total}), {p.steps} steps (one region per step), replaced by {what}; "
+    per = "one region per step" if p.per_step == 1 else f"{p.per_step} regions per step"
+    share = f"{p.steps * p.per_step / max(p.regions_total, 1):.0%} of the {'image' if res.kind == 'image' else 'input'}"
+    text = (f"{region} (of {p.regions_total}), {p.steps} steps ({per}, {share} removed by the last), replaced by {what}; "
             f"{p.samples} test samples; AOPC = mean over steps 0…{p.steps} of f(x₀) − f(xₖ), ± standard error over samples")
     return text, _pm(p.random_aopc, p.random_se)
 
@@ -326,7 +328,7 @@ def relevance_markdown(insp: Inspection) -> str:
     best, worst = ranked[0], ranked[-1]
     return (f"- Relevance: highest AOPC (MoRF) {titles[best.method]} {_pm(best.morf_aopc, best.morf_se)}, lowest "
             f"{titles[worst.method]} {_pm(worst.morf_aopc, worst.morf_se)}, random order "
-            f"{_pm(p.random_aopc, p.random_se)} ({p.region}×{p.region} regions, {p.steps} steps, {p.replacement} "
+            f"{_pm(p.random_aopc, p.random_se)} ({p.region}×{p.region} regions, {p.steps} steps of {p.per_step}, {p.replacement} "
             f"replacement, {p.samples} samples)\n")
 
 
