@@ -226,10 +226,10 @@ def channel_stats(x: LazyInputs, seed: int, sample: int) -> tuple[tuple[float, .
     total = np.zeros(x.item_shape[0])
     total_sq = np.zeros(x.item_shape[0])
     count = 0
-    for start in range(0, len(idx), BATCH):
-        b = x.read(idx[start:start + BATCH]).astype(np.float64)
-        total += b.sum(axis=(0, 2, 3))
-        total_sq += (b * b).sum(axis=(0, 2, 3))
+    for start in range(0, len(idx), 16):
+        b = x.read(idx[start:start + 16])
+        total += b.sum(axis=(0, 2, 3), dtype=np.float64)
+        total_sq += np.square(b).sum(axis=(0, 2, 3), dtype=np.float64)
         count += b.shape[0] * b.shape[2] * b.shape[3]
     mean = total / count
     std = np.sqrt(np.maximum(total_sq / count - mean * mean, 0.0)) + 1e-6
