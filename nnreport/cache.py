@@ -81,7 +81,8 @@ def _lazy_as_fingerprints(data: Dataset) -> Dataset:
     lazy = {k: getattr(data, k) for k in ("x_train", "x_test") if isinstance(getattr(data, k), LazyInputs)}
     if not lazy:
         return data
-    return dataclasses.replace(data, **{k: np.frombuffer(v.fingerprint().encode(), np.uint8) for k, v in lazy.items()})
+    marks: dict[str, Any] = {k: np.frombuffer(v.fingerprint().encode(), np.uint8) for k, v in lazy.items()}
+    return dataclasses.replace(data, **marks)
 
 
 class ResultCache:

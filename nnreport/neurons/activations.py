@@ -17,6 +17,7 @@ from nnreport.analyses.neurons import (
     UnitStats,
 )
 from nnreport.context import Context
+from nnreport.datasets import Inputs
 from nnreport.errors import Skipped
 from nnreport.neurons import layers as L
 from nnreport.neurons.receptive import Axis, receptive_fields, window
@@ -209,7 +210,7 @@ def _top(ctx: Context, config: ActivationsConfig, tk: TopK, c: L.LayerChoice, fi
     return TopExamples(values.astype(np.float32), index, labels, crops, wins)
 
 
-def _positions(ctx: Context, path: str, xs: np.ndarray, index: np.ndarray) -> np.ndarray:
+def _positions(ctx: Context, path: str, xs: Inputs, index: np.ndarray) -> np.ndarray:
     """The arg-max position of each unit on each of its top inputs (one forward pass over those inputs)."""
     rows, inverse = np.unique(index, return_inverse=True)
     with torch.no_grad(), scoped.eval_mode(ctx.model):

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import torch
 
     from nnreport.context import Context
+    from nnreport.datasets import Inputs
 
 
 def method_call(key: str, config: RelevanceConfig, low: float, high: float, seed: int,
@@ -57,7 +58,7 @@ def settings_text(key: str, options: dict[str, Any]) -> str:
     return "; ".join(parts + ([extra] if extra else [])) or "no settings"
 
 
-def _inputs(ctx: Context) -> tuple[np.ndarray, np.ndarray | None, Any]:
+def _inputs(ctx: Context) -> tuple[Inputs, np.ndarray | None, Any]:
     """Test inputs, labels and the dataset (None: the example inputs)."""
     if ctx.data is None:
         if not ctx.single_input:
