@@ -562,13 +562,15 @@ def _scan(files: list[tuple[Path, int]]) -> tuple[list[tuple[Path, int]], list[s
 
     good, bad, sizes, modes = [], [], [], []
     with ThreadPoolExecutor(max_workers=8) as pool:
-        for item, res in zip(files, pool.map(check, files), strict=True):
-            if isinstance(res, str):
-                bad.append(res)
-            else:
-                good.append(item)
-                sizes.append(res[0])
-                modes.append(res[1])
+        for start in range(0, len(files), 4096):  # in chunks: never a future per file of a huge folder at once
+            chunk = files[start:start + 4096]
+            for item, res in zip(chunk, pool.map(check, chunk), strict=True):
+                if isinstance(res, str):
+                    bad.append(res)
+                else:
+                    good.append(item)
+                    sizes.append(res[0])
+                    modes.append(res[1])
     return good, bad, sizes, modes
 
 
