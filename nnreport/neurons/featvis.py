@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnreport.analyses.neurons import ActivationsResult, FeatvisConfig, FeatvisResult, LayerActivations, LayerFeatvis
+from nnreport.analyses.neurons import (
+    ActivationsResult,
+    FeatvisConfig,
+    FeatvisResult,
+    LayerActivations,
+    LayerFeatvis,
+)
 from nnreport.context import Context
 from nnreport.errors import Skipped
 from nnreport.neurons.layers import NotReached, module_map

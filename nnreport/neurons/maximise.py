@@ -51,7 +51,8 @@ def unit_values(act: torch.Tensor, units: torch.Tensor, position: tuple[int, ...
     """Each batch item's own unit: act[i, units[i]], averaged over positions for spatial units (or at `position`)."""
     own = act[torch.arange(act.shape[0]), units]
     if position is not None and own.dim() == 1 + len(position):
-        return own[(slice(None), *position)]
+        index: tuple[slice | int, ...] = (slice(None), *position)
+        return own[index]
     return own.flatten(1).mean(1) if own.dim() > 1 else own
 
 
