@@ -58,7 +58,9 @@ class Preprocess:
         if self.custom is not None:
             norm = (f"; it normalises with mean {_fmt(self.mean)} and std {_fmt(self.std)} (undone for display)"
                     if self.mean is not None else "; its normalisation is unknown, so images show min-max scaled")
-            return f"the model's own transform {self.custom_name} applied to each RGB image{norm}"
+            shown = _short_repr(self.custom)
+            return (f"the model's own transform {self.custom_name}{f' = {shown}' if shown else ''} applied to each "
+                    f"RGB image{norm}")
         steps = ["converted to one grey channel" if self.mode == "L" else "converted to RGB"]
         if self.size is not None:
             steps.append(f"resized to {self.size[0]}×{self.size[1]} (bilinear{', ' + self.size_note if self.size_note else ''})")
@@ -79,6 +81,15 @@ class Preprocess:
         custom = self.custom
         name = f"{getattr(custom, '__module__', '')}.{getattr(custom, '__qualname__', type(custom).__name__)}:{custom!r}"
         return f"{self.describe()}|{name if custom is not None else ''}"
+
+
+def _short_repr(obj: Any, limit: int = 300) -> str:
+    """A transform's own description (torchvision's say their sizes, interpolation, mean and std), on one line;
+    "" where it is only a type and an address."""
+    text = " ".join(repr(obj).split())
+    if " at 0x" in text or text.startswith("<"):
+        return ""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _fmt(values: tuple[float, ...] | None) -> str:

@@ -120,6 +120,8 @@ def test_normalisation_is_found_inside_torchvision_transforms() -> None:
     assert normalisation_of(compose) == (IMAGENET_MEAN, IMAGENET_STD)
     preset = tv.models.ResNet18_Weights.DEFAULT.transforms()
     assert normalisation_of(preset) == (IMAGENET_MEAN, IMAGENET_STD)
+    told = from_options(preset, None, None, "RGB", name="w.py:preset")
+    assert told is not None and "crop_size=[224]" in told.describe()  # the card states its sizes too
     # Our imagenet preset and torchvision's give the same tensors.
     rng = np.random.default_rng(0)
     im = Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)).filter(__import__("PIL.ImageFilter").ImageFilter.GaussianBlur(3))
