@@ -107,6 +107,11 @@ def preprocess_of(x: Any) -> Preprocess | None:
     return getattr(x, "preprocess", None)
 
 
+def subset(x: Any, idx: np.ndarray) -> Any:
+    """The inputs at `idx`: a lazy view for lazy inputs (decoded batch by batch by whoever reads it), else an array."""
+    return x.view(idx) if isinstance(x, LazyInputs) else x[idx]
+
+
 class IndexView(LazyInputs):
     """Selected items of another lazy sequence."""
 
