@@ -3,6 +3,8 @@ and shown as their field plus a margin; large images use the Fourier recipe."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
@@ -63,3 +65,25 @@ def test_auto_method_uses_the_fourier_recipe_on_large_images() -> None:
     assert resolved_method(config, (3, 224, 224)) == "fourier"
     assert resolved_method(config, (3, 32, 32)) == "yosinski" and resolved_method(config, (16,)) == "yosinski"
     assert resolved_method(FeatvisConfig(method="yosinski"), (3, 224, 224)) == "yosinski"
+
+
+def test_the_neurons_page_states_the_cropped_fields(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from nnreport.cli import main
+
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(tmp_path / "imgs" / c / f"{i}.png")
+    model = tmp_path / "m.py"
+    model.write_text("import torch\nfrom torch import nn\ndef build():\n    torch.manual_seed(0)\n"
+                     "    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),\n"
+                     "                         nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),\n"
+                     "                         nn.Flatten(), nn.Linear(4, 2))\n")
+    out = tmp_path / "out"
+    assert main(["build", f"{model}:build", "--data", str(tmp_path / "imgs"), "--only", "featvis", "--preset", "quick",
+                 "--out", str(out), "--no-cache"]) == 0
+    page = (out / "neurons.html").read_text()
+    assert "shown as their field plus a margin" in page and "field 3×3 px, shown 7×7 px" in page
