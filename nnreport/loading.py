@@ -472,7 +472,10 @@ def _from_torch_dataset(ds: Any, name: str, seed: int, options: DataOptions, who
         raise
     except Exception as exc:
         raise SpecError(f"data {name!r}: reading its items failed: {type(exc).__name__}: {exc}") from None
-    ds_out = arrays_to_dataset(name, x, y, getattr(ds, "classes", None), seed, whole)
+    vocab = getattr(ds, "vocab", None)  # token datasets may name their ids (a sequence of strings)
+    if vocab is not None and not (isinstance(vocab, Sequence) and all(isinstance(w, str) for w in vocab)):
+        vocab = None
+    ds_out = arrays_to_dataset(name, x, y, getattr(ds, "classes", None), seed, whole, vocab)
     if pre is None:
         return ds_out
     return replace(ds_out, mean=pre.mean, std=pre.std, preprocessing=pre.describe())

@@ -238,6 +238,8 @@ def test_torch_dataset_reads_only_what_is_asked(tmp_path: Path) -> None:
 
 def test_torch_dataset_of_token_ids_without_targets() -> None:
     class Tokens(torch.utils.data.Dataset):  # type: ignore[type-arg]
+        vocab = [f"w{i}" for i in range(13)]
+
         def __len__(self) -> int:
             return 50
 
@@ -246,6 +248,7 @@ def test_torch_dataset_of_token_ids_without_targets() -> None:
 
     ds = load_data(Tokens())
     assert ds.kind == "sequence" and ds.x_test.dtype == np.int64 and ds.input_shape == (8,)
+    assert ds.vocab is not None and ds.vocab[12] == "w12"
     assert ds.has_labels and set(np.unique(ds.y_train)) == {0, 1}
     assert np.array_equal(ds.x_test[0], np.asarray(ds.x_test)[0])
 
