@@ -63,14 +63,18 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
                    help="image normalisation: ImageNet's mean/std, the data's own (default for image folders), or none")
 
 
-def _data_options(args: argparse.Namespace) -> Any:
+def _data_options(args: argparse.Namespace, subject: Any = None) -> Any:
+    """The data options of the command line, falling back on what a model spec's Subject says."""
     from nnreport.errors import UsageError
     from nnreport.loading import DataOptions
 
-    if args.eval_data and not args.data:
+    has_data = bool(args.data) or getattr(subject, "data", None) is not None
+    if args.eval_data and not has_data:
         raise UsageError("--eval-data needs --data (the training set it is evaluated against)")
-    return DataOptions(transform=args.transform, image_size=args.image_size, normalize=args.normalize,
-                       eval_data=args.eval_data)
+    if not has_data and (args.transform or args.image_size is not None or args.normalize):
+        raise UsageError("--transform, --image-size and --normalize preprocess data; pass --data too")
+    return DataOptions(transform=args.transform or getattr(subject, "transform", None), image_size=args.image_size,
+                       normalize=args.normalize, eval_data=args.eval_data or getattr(subject, "eval_data", None))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,8 +163,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     subject = load_model(args.model, factory=args.factory, unsafe_pickle=args.unsafe_pickle, seed=config.seed)
     if args.checkpoints:
         subject.checkpoints = load_checkpoints(args.checkpoints, subject.model)
-    options = _data_options(args)
-    data = load_data(args.data, config.seed, options) if args.data else None
+    options = _data_options(args, subject)
+    spec = args.data or subject.data  # a model spec's Subject may bring its own data
+    data = load_data(spec, config.seed, options) if spec is not None else None
     insp = api.inspect(subject, data, config, input_shape=args.input_shape, progress=_progress(), model_spec=args.model)
     return _write(insp, args.out, config)
 

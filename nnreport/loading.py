@@ -220,6 +220,8 @@ class DataOptions:
 def load_data(spec: Any, seed: int = 0, options: DataOptions | None = None) -> Dataset:
     """Turn a data spec (or arrays, tensors, a torch Dataset) into a Dataset; image folders and torch
     Datasets stay on disk and are read on demand (see nnreport.streaming)."""
+    if isinstance(spec, Dataset):
+        return spec  # already loaded (the options were applied then)
     options = options or DataOptions()
     if options.eval_data is not None:
         return _with_eval_data(spec, seed, options)
@@ -228,16 +230,15 @@ def load_data(spec: Any, seed: int = 0, options: DataOptions | None = None) -> D
 
 def _load_one(spec: Any, seed: int, options: DataOptions, whole: bool) -> Dataset:
     """One spec; `whole` keeps a single set unsplit (x_train and x_test both hold all of it)."""
-    if isinstance(spec, Dataset):
-        return spec
     if not isinstance(spec, (str, Path)):
         return dataset_from_object(spec, "data", seed, options, whole)
     text = str(spec)
     path = Path(text)
-    if text in builtin_names():
-        return load_builtin(text, seed)
     if path.is_dir():
         return _image_folder(path, seed, options, whole)
+    _no_preprocessing(options, text)
+    if text in builtin_names():
+        return load_builtin(text, seed)
     if text.endswith(".npz"):
         return _from_npz(path, seed, whole)
     if text.endswith((".pt", ".pth")):
@@ -252,6 +253,13 @@ def _load_one(spec: Any, seed: int, options: DataOptions, whole: bool) -> Datase
     if path.suffix:
         raise SpecError(f"data file {text} does not exist or has an unknown type; {DATA_SPEC_HELP}")
     raise SpecError(f"unknown data {text!r}; {DATA_SPEC_HELP}")
+
+
+def _no_preprocessing(options: DataOptions, name: str) -> None:
+    """Arrays and built-in data are already model inputs: preprocessing options cannot apply to them."""
+    if options.fixed is None and (options.transform is not None or options.image_size or options.normalize):
+        raise SpecError(f"data {name!r} holds model inputs already, so --transform, --image-size and --normalize do "
+                        "not apply; they preprocess image folders and datasets that return PIL images")
 
 
 def _with_eval_data(spec: Any, seed: int, options: DataOptions) -> Dataset:
@@ -430,6 +438,8 @@ def dataset_from_object(obj: Any, name: str, seed: int = 0, options: DataOptions
 
     if isinstance(obj, Dataset):
         return obj
+    if not isinstance(obj, torch.utils.data.Dataset):
+        _no_preprocessing(options or DataOptions(), name)
     if isinstance(obj, Mapping):
         return _from_mapping(obj, name, seed, whole, f"data {name!r}")
     if isinstance(obj, (torch.Tensor, np.ndarray)):

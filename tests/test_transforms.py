@@ -145,8 +145,10 @@ def test_cli_transform_options_and_their_errors(tmp_path: Path, capsys: pytest.C
     assert main(["build", f"{model}:build", "--data", str(folder), "--normalize", "zca", "--out", str(out)]) == EXIT_USAGE
     assert main(["build", f"{model}:build", "--data", str(folder), "--image-size", "0", "--out", str(out)]) == EXIT_USAGE
     assert main(["build", f"{model}:build", "--data", "digits", "--transform", "imagenet", "--out", str(out)]) == EXIT_USAGE
+    assert main(["build", f"{model}:build", "--transform", "imagenet", "--out", str(out)]) == EXIT_USAGE
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 4 and all(line.startswith("nnreport: error:") for line in err)
+    assert len(err) == 5 and all(line.startswith("nnreport: error:") for line in err)
+    assert "holds model inputs already" in err[3] and "pass --data too" in err[4]
 
 
 def test_thumbnails_are_at_most_224_pixels() -> None:
