@@ -67,9 +67,15 @@ class Dataset:
             lows = [(0.0 - m) / s for m, s in zip(self.mean, self.std, strict=True)]
             highs = [(1.0 - m) / s for m, s in zip(self.mean, self.std, strict=True)]
             return float(min(lows)), float(max(highs))
-        n = 2000 if isinstance(self.x_test, np.ndarray) else 256  # streamed: a bounded read
-        x = np.concatenate([self.x_train[:n], self.x_test[:n]])
-        return float(x.min()), float(x.max())
+        if isinstance(self.x_test, np.ndarray) and isinstance(self.x_train, np.ndarray):
+            x = np.concatenate([self.x_train[:2000], self.x_test[:2000]])
+            return float(x.min()), float(x.max())
+        lo, hi = np.inf, -np.inf  # streamed: 256 of each split, read a batch at a time
+        for split in (self.x_train, self.x_test):
+            for start in range(0, min(256, len(split)), 64):
+                batch = np.asarray(split[start:min(start + 64, 256, len(split))])
+                lo, hi = min(lo, float(batch.min())), max(hi, float(batch.max()))
+        return float(lo), float(hi)
 
     def card_notes(self) -> tuple[str, ...]:
         """Lines for the model card: the preprocessing, the split and any files that were left out."""
