@@ -236,7 +236,8 @@ def _load_one(spec: Any, seed: int, options: DataOptions, whole: bool) -> Datase
     path = Path(text)
     if path.is_dir():
         return _image_folder(path, seed, options, whole)
-    _no_preprocessing(options, text)
+    if text in builtin_names() or text.endswith((".npz", ".pt", ".pth")):
+        _no_preprocessing(options, text)
     if text in builtin_names():
         return load_builtin(text, seed)
     if text.endswith(".npz"):

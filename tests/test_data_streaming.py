@@ -265,3 +265,16 @@ def test_build_reports_the_data_handling_on_the_card(tmp_path: Path) -> None:
     assert "Data handling" in page and "the folder&#39;s most common size" in page
     assert "split at random (seed 0)" in page and "Skipped 1 unreadable file(s)" in page
     assert main(["build", f"{model}:build", "--eval-data", str(root), "--out", str(out)]) == EXIT_USAGE
+
+
+def test_a_callable_returning_a_dataset_of_pil_images_takes_the_transform(tmp_path: Path) -> None:
+    (tmp_path / "d.py").write_text(
+        "from PIL import Image\nimport torch\n\n"
+        "class Photos(torch.utils.data.Dataset):\n"
+        "    classes = ['a', 'b']\n"
+        "    def __len__(self):\n        return 12\n"
+        "    def __getitem__(self, i):\n        return Image.new('RGB', (300, 260), (i * 10, 0, 0)), i % 2\n\n"
+        "def photos():\n    return Photos()\n")
+    ds = load_data(f"{tmp_path / 'd.py'}:photos", options=DataOptions(transform="imagenet"))
+    assert ds.input_shape == (3, 224, 224) and ds.class_names == ("a", "b") and ds.has_labels
+    assert "centre-cropped to 224×224" in ds.preprocessing
