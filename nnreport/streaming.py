@@ -198,7 +198,12 @@ class TorchItems(LazyInputs):
         return to_array(x, self.preprocess)
 
     def _read(self, idx: np.ndarray) -> np.ndarray:
-        out = np.stack([self._one(int(i)) for i in idx])
+        if self.preprocess is not None and len(idx) >= _THREADED_FROM:
+            # Items are PIL images: the decoding and resizing release the GIL, so a few threads help.
+            with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+                out = np.stack(list(pool.map(self._one, (int(i) for i in idx))))
+        else:
+            out = np.stack([self._one(int(i)) for i in idx])
         if out.shape[1:] != self.item_shape:
             raise ValueError(f"the dataset's items have different shapes ({out.shape[1:]} vs {self.item_shape}); "
                              "give it a transform that returns one size")
