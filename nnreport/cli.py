@@ -156,17 +156,18 @@ def _progress() -> Any:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from nnreport import api
-    from nnreport.loading import load_checkpoints, load_data, load_model
+    from nnreport.loading import load_checkpoints, load_model, resolve
 
     config = _config(args)
     _check_theme(config.theme)
     subject = load_model(args.model, factory=args.factory, unsafe_pickle=args.unsafe_pickle, seed=config.seed)
     if args.checkpoints:
         subject.checkpoints = load_checkpoints(args.checkpoints, subject.model)
-    options = _data_options(args, subject)
-    spec = args.data or subject.data  # a model spec's Subject may bring its own data
-    data = load_data(spec, config.seed, options) if spec is not None else None
-    insp = api.inspect(subject, data, config, input_shape=args.input_shape, progress=_progress(), model_spec=args.model)
+    # The command line's data options (falling back on a model spec Subject's transform/eval_data) and its own
+    # data, if any, resolved once here; api.inspect takes the resolved subject as it is.
+    subject = resolve(subject, args.data, input_shape=args.input_shape, seed=config.seed,
+                      options=_data_options(args, subject))
+    insp = api.inspect(subject, None, config, progress=_progress(), model_spec=args.model)
     return _write(insp, args.out, config)
 
 
@@ -233,7 +234,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from nnreport.compare import compare, parse_names
+    from nnreport.api import compare
+    from nnreport.compare import parse_names
 
     config = _config(args)
     _check_theme(config.theme)
@@ -249,12 +251,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         data = load_data(args.data, config.seed, _data_options(args)) if args.data else None
         sides = tuple(load_model(spec, factory=args.factory, unsafe_pickle=args.unsafe_pickle, seed=config.seed)
                       for spec in (args.a, args.b))  # type: ignore[assignment]
-        if data is None and args.input_shape:
-            from nnreport.loading import example_inputs
-
-            for side in sides:
-                side.example_inputs = example_inputs(side, None, args.input_shape, config.seed)
-    report = compare(sides[0], sides[1], data=data, config=config, names=names, progress=_progress())
+    report = compare(sides[0], sides[1], data=data, config=config, names=names, progress=_progress(),
+                     input_shape=args.input_shape)
     path = report.save(args.out, theme=config.theme, single_file=config.single_file, timings=config.timings)
     print(f"nnreport: wrote {path / ('report.html' if config.single_file else 'index.html')}", file=sys.stderr)
     failed = report.a.failed + report.b.failed

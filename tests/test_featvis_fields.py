@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nnreport.analyses.neurons import FeatvisConfig
+from nnreport.neurons.results import FeatvisConfig
 from nnreport.neurons.featvis import focus, resolved_method
 from nnreport.neurons.layers import module_map
 from nnreport.neurons.maximise import Focus, Settings, maximise

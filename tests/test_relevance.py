@@ -12,22 +12,16 @@ import torch
 from torch import nn
 
 from nnreport import codec
-from nnreport.analyses.relevance import RelevanceResult
 from nnreport.config import ReportConfig
 from nnreport.datasets import load_builtin
+from nnreport.relevance.results import RelevanceResult
 
 from models import ZOO, TinyCNN
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():  # type: ignore[no-untyped-def]
-    """Small tensors: a second intra-op thread mostly spins on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny models run faster on one thread
 
 
 def quick(**overrides: object) -> ReportConfig:
@@ -44,7 +38,7 @@ def run_relevance(model: nn.Module, data: object = None, example_inputs: object 
 
 def test_modules_import_without_torch() -> None:
     code = ("import sys; sys.modules['torch'] = None\n"
-            "import nnreport.analyses.relevance, nnreport.site.pages.relevance\n"
+            "import nnreport.relevance.results, nnreport.site.pages.relevance\n"
             "print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.stdout.strip() == "ok", out.stderr

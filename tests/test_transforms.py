@@ -161,7 +161,7 @@ def test_thumbnails_are_at_most_224_pixels() -> None:
 
 @pytest.mark.parametrize("side", [224, 299, 512])
 def test_region_perturbation_covers_a_tenth_of_large_images(side: int) -> None:
-    from nnreport.analyses.relevance import RelevanceConfig
+    from nnreport.relevance.results import RelevanceConfig
     from nnreport.relevance.perturbation import auto_region, region_index, schedule
 
     for preset in ("quick", "standard", "thorough"):
@@ -176,7 +176,7 @@ def test_region_perturbation_covers_a_tenth_of_large_images(side: int) -> None:
 
 
 def ReportConfigLike(preset: str) -> object:  # noqa: N802 - reads like the config it builds
-    from nnreport.analyses.relevance import RelevanceConfig
+    from nnreport.relevance.results import RelevanceConfig
     from nnreport.config import ReportConfig
 
     return ReportConfig(preset=preset).analysis_config("relevance", RelevanceConfig)  # type: ignore[arg-type]

@@ -11,7 +11,6 @@ import numpy as np
 import torch
 
 from nnreport import scoped
-from nnreport.analyses.neurons import ActivationsResult, ClassFacets, Facet, FacetsConfig, FacetsResult
 from nnreport.context import Context
 from nnreport.datasets import Inputs
 from nnreport.errors import Skipped
@@ -20,6 +19,7 @@ from nnreport.neurons.featvis import input_space
 from nnreport.neurons.layers import NotReached, capture, module_map
 from nnreport.neurons.maximise import Settings, maximise
 from nnreport.neurons.regularisers import HYPER_SETS
+from nnreport.neurons.results import ActivationsResult, ClassFacets, Facet, FacetsConfig, FacetsResult
 from nnreport.streaming import subset
 
 

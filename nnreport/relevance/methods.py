@@ -4,10 +4,18 @@ Integrated Gradients, SmoothGrad, Grad-CAM, Occlusion and LRP."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from nnreport.relevance import engine
+from nnreport.relevance.options import (
+    IntegratedGradientsOptions,
+    LRPOptions,
+    NoOptions,
+    OcclusionOptions,
+    SmoothGradOptions,
+    make_options,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -29,6 +37,29 @@ class Explanation:
     scores: torch.Tensor             # the explained output per sample
     audit: engine.Audit | None = None
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Method:
+    """One attribution method: its function `(canon, x, target, options, batch_limit) -> Explanation` and
+    the type of its options."""
+
+    name: str
+    run: Callable[..., Explanation]
+    options: type
+
+
+METHODS: dict[str, Method] = {}
+
+
+def method(name: str, options: type = NoOptions) -> Callable[[Callable[..., Explanation]], Callable[..., Explanation]]:
+    """Register the decorated function as the attribution method `name` with options of type `options`."""
+
+    def register(run: Callable[..., Explanation]) -> Callable[..., Explanation]:
+        METHODS[name] = Method(name, run, options)
+        return run
+
+    return register
 
 
 def select(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -75,40 +106,49 @@ def _run(canon: Canonical, x: torch.Tensor, target: torch.Tensor, relu: engine.R
     return grad, score.detach(), m
 
 
-def gradient(canon: Canonical, x: torch.Tensor, target: torch.Tensor, **_: Any) -> Explanation:
+@method("gradient")
+def gradient(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opts: NoOptions, batch_limit: int) -> Explanation:
     g, s, _m = _run(canon, x, target)
     return Explanation(g, s)
 
 
-def saliency(canon: Canonical, x: torch.Tensor, target: torch.Tensor, **_: Any) -> Explanation:
+@method("saliency")
+def saliency(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opts: NoOptions, batch_limit: int) -> Explanation:
     g, s, _m = _run(canon, x, target)
     return Explanation(g.abs(), s)
 
 
-def sensitivity(canon: Canonical, x: torch.Tensor, target: torch.Tensor, **_: Any) -> Explanation:
+@method("sensitivity")
+def sensitivity(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opts: NoOptions, batch_limit: int) -> Explanation:
     g, s, _m = _run(canon, x, target)
     return Explanation(g * g, s)
 
 
-def deconvnet(canon: Canonical, x: torch.Tensor, target: torch.Tensor, **_: Any) -> Explanation:
+@method("deconvnet")
+def deconvnet(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opts: NoOptions, batch_limit: int) -> Explanation:
     g, s, _m = _run(canon, x, target, relu="deconvnet")
     return Explanation(g, s)
 
 
-def guided_backprop(canon: Canonical, x: torch.Tensor, target: torch.Tensor, **_: Any) -> Explanation:
+@method("guided_backprop")
+def guided_backprop(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opts: NoOptions, batch_limit: int) -> Explanation:
     g, s, _m = _run(canon, x, target, relu="guided")
     return Explanation(g, s)
 
 
-def input_x_gradient(canon: Canonical, x: torch.Tensor, target: torch.Tensor, **_: Any) -> Explanation:
+@method("input_x_gradient")
+def input_x_gradient(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opts: NoOptions, batch_limit: int) -> Explanation:
     g, s, _m = _run(canon, x, target)
     return Explanation(x * g, s)
 
 
-def integrated_gradients(canon: Canonical, x: torch.Tensor, target: torch.Tensor, steps: int = 32,
-                         baseline: float = 0.0, batch_limit: int = 1024, **_: Any) -> Explanation:
+@method("integrated_gradients", IntegratedGradientsOptions)
+def integrated_gradients(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opts: IntegratedGradientsOptions,
+                         batch_limit: int = 1024) -> Explanation:
     """(x − x')·mean of gradients at midpoints of the straight path from the baseline x'."""
     import torch
+
+    steps, baseline = opts.steps, opts.baseline
 
     base = torch.full_like(x, baseline)
     total = torch.zeros_like(x)
@@ -122,10 +162,13 @@ def integrated_gradients(canon: Canonical, x: torch.Tensor, target: torch.Tensor
     return Explanation((x - base) * total / steps, score)
 
 
-def smoothgrad(canon: Canonical, x: torch.Tensor, target: torch.Tensor, samples: int = 16, noise: float = 0.15,
-               seed: int = 0, batch_limit: int = 1024, **_: Any) -> Explanation:
+@method("smoothgrad", SmoothGradOptions)
+def smoothgrad(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opts: SmoothGradOptions,
+               batch_limit: int = 1024) -> Explanation:
     """Mean |gradient| over copies of the input with Gaussian noise (σ = noise × the sample's value range)."""
     import torch
+
+    samples, noise, seed = opts.samples, opts.noise, opts.seed
 
     gen = torch.Generator().manual_seed(seed)
     span = (x.reshape(len(x), -1).amax(1) - x.reshape(len(x), -1).amin(1)).view(-1, *([1] * (x.dim() - 1)))
@@ -142,7 +185,8 @@ def smoothgrad(canon: Canonical, x: torch.Tensor, target: torch.Tensor, samples:
     return Explanation(total / samples, score)
 
 
-def gradcam(canon: Canonical, x: torch.Tensor, target: torch.Tensor, **_: Any) -> Explanation:
+@method("gradcam")
+def gradcam(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opts: NoOptions, batch_limit: int) -> Explanation:
     """ReLU(Σ_c mean(∂y/∂A_c)·A_c) at the last 2-D convolution, upsampled to the input."""
     import torch
     import torch.nn.functional as F
@@ -165,11 +209,14 @@ def gradcam(canon: Canonical, x: torch.Tensor, target: torch.Tensor, **_: Any) -
     return Explanation(cam.expand_as(x).contiguous(), score.detach())
 
 
-def occlusion(canon: Canonical, x: torch.Tensor, target: torch.Tensor, patch: int = 4, stride: int = 2,
-              baseline: float = 0.0, batch_limit: int = 2048, **_: Any) -> Explanation:
+@method("occlusion", OcclusionOptions)
+def occlusion(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opts: OcclusionOptions,
+              batch_limit: int = 2048) -> Explanation:
     """Score drop when a patch (all channels) is set to the baseline, averaged over the patches covering
     each pixel; non-image inputs occlude one feature at a time."""
     import torch
+
+    patch, stride, baseline = opts.patch, opts.stride, opts.baseline
 
     from nnreport.context import primary_output
 
@@ -214,17 +261,16 @@ def _patch_masks(h: int, w: int, patch: int, stride: int, dtype: Any) -> torch.T
     return masks
 
 
-def lrp(canon: Canonical, x: torch.Tensor, target: torch.Tensor, composite: str = "epsilon_plus_flat",
-        rule: str | None = None, epsilon: float = 1e-6, gamma: float = 0.25, low: float | None = None,
-        high: float | None = None, **_: Any) -> Explanation:
+@method("lrp", LRPOptions)
+def lrp(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opts: LRPOptions, batch_limit: int = 0) -> Explanation:
     """Layer-wise Relevance Propagation with a composite (or one `rule` everywhere)."""
 
     from nnreport.relevance.lrp import composites
 
-    lo = float(x.min()) if low is None else low
-    hi = float(x.max()) if high is None else high
-    comp = (composites.single_rule(rule, epsilon, gamma, lo, hi) if rule is not None  # type: ignore[arg-type]
-            else composites.composite(composite, epsilon, gamma, lo, hi))
+    lo = float(x.min()) if opts.low is None else opts.low
+    hi = float(x.max()) if opts.high is None else opts.high
+    comp = (composites.single_rule(opts.rule, opts.epsilon, opts.gamma, lo, hi)  # type: ignore[arg-type]
+            if opts.rule is not None else composites.composite(opts.composite, opts.epsilon, opts.gamma, lo, hi))
     grad, score, m = _run(canon, x, target, composite=comp)
     rel = x * grad
     for leaf, g in zip(m.leaves[1:], m.grads[1:], strict=True):
@@ -260,14 +306,6 @@ def lrp_notes(canon: Canonical, audit: engine.Audit, comp: Any) -> list[str]:
     return notes
 
 
-METHODS: dict[str, Callable[..., Explanation]] = {
-    "gradient": gradient, "saliency": saliency, "sensitivity": sensitivity, "deconvnet": deconvnet,
-    "guided_backprop": guided_backprop, "input_x_gradient": input_x_gradient,
-    "integrated_gradients": integrated_gradients, "smoothgrad": smoothgrad, "gradcam": gradcam,
-    "occlusion": occlusion, "lrp": lrp,
-}
-
-
 # Tensors autograd may keep for one backward pass. Batches are split to stay under it: a DenseNet-121 at
 # 32x32 keeps about 30 MB per sample, so a fixed batch of 1024 (Integrated Gradients' steps x samples)
 # needed over 24 GB.
@@ -297,21 +335,24 @@ def samples_per_pass(canon: Canonical, x: torch.Tensor) -> int:
 
 
 def explain(canon: Canonical, x: torch.Tensor, target: Any, method: str, **options: Any) -> Explanation:
-    """Run `method` on the canonical model; the error for an unknown name lists the known ones.
+    """Run `method` with `options` (its options dataclass's fields) on the canonical model; an unknown
+    method or option is an error that lists the known ones.
 
     Large batches run in parts that fit the memory budget; the result is the same as one pass (the z^B
     bounds of LRP come from the whole batch)."""
     import torch
 
-    if method not in METHODS:
+    spec = METHODS.get(method)
+    if spec is None:
         raise KeyError(f"unknown attribution method {method!r}; known methods: {', '.join(METHOD_NAMES)}")
+    opts: Any = make_options(spec.options, method, options)
+    if isinstance(opts, LRPOptions):  # the z^B bounds come from the whole batch, before it is split
+        opts = replace(opts, low=float(x.min()) if opts.low is None else opts.low,
+                       high=float(x.max()) if opts.high is None else opts.high)
     t = resolve_target(canon, x, target)
     limit = samples_per_pass(canon, x)
-    options.setdefault("batch_limit", limit)  # Integrated Gradients' and SmoothGrad's expanded batches
-    options.setdefault("low", float(x.min()))
-    options.setdefault("high", float(x.max()))
     if len(x) <= limit:
-        return METHODS[method](canon, x, t, **options)
-    parts = [METHODS[method](canon, xc, tc, **options) for xc, tc in zip(x.split(limit), t.split(limit), strict=True)]
+        return spec.run(canon, x, t, opts, limit)
+    parts = [spec.run(canon, xc, tc, opts, limit) for xc, tc in zip(x.split(limit), t.split(limit), strict=True)]
     return Explanation(torch.cat([p.relevance for p in parts]), torch.cat([p.scores for p in parts]),
                        parts[0].audit, parts[0].notes)

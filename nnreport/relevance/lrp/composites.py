@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 from nnreport.relevance.lrp.rules import Rule, RuleName
@@ -54,9 +54,3 @@ def single_rule(name: RuleName, epsilon: float = 1e-6, gamma: float = 0.25, low:
         return Composite(f"rule:{name}", conv=eps, dense=eps, input=rule)
     return Composite(f"rule:{name}", conv=rule, dense=rule)
 
-
-def with_bounds(comp: Composite, low: float, high: float) -> Composite:
-    """The composite with z^B bounds set (where it has a z^B rule)."""
-    if comp.input is not None and comp.input.name == "zbox":
-        return replace(comp, input=replace(comp.input, low=low, high=high))
-    return comp

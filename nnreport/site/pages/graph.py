@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from nnreport.analyses.graph import GraphResult
 from nnreport.graph.drawing import compact, shape_label
 from nnreport.site.pages import page
 
 if TYPE_CHECKING:
-    from nnreport.analyses.graph import GraphResult
     from nnreport.graph.ir import Graph, View
     from nnreport.inspection import AnalysisRecord, Inspection
     from nnreport.site.assets import Assets
@@ -67,7 +67,7 @@ def _legend(graph: Graph, views: tuple[View, ...]) -> tuple[LegendEntry, ...]:
 
 
 def _markdown(insp: Inspection) -> str:
-    result: Any = insp.result("graph")
+    result = insp.get("graph", GraphResult)
     if result is None:
         return ""
     g = result.graph
@@ -78,7 +78,7 @@ def _markdown(insp: Inspection) -> str:
 
 @page("graph", title="Graph", analyses=("graph",), order=10, markdown=_markdown)
 def graph_page(insp: Inspection, assets: Assets) -> GraphPage:
-    result: Any = insp.result("graph")
+    result = insp.require("graph", GraphResult)
     graph = result.graph
     record = insp.record("graph")
     return GraphPage(

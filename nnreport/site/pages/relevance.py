@@ -8,17 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nnreport.formatting import fmt_float
+from nnreport.relevance.catalogue import RECORDS
+from nnreport.relevance.results import MethodResult, RelevanceResult
 from nnreport.site import images
-from nnreport.site.formatting import fmt_float
 from nnreport.site.pages import page
 
 if TYPE_CHECKING:
-    from nnreport.analyses.relevance import MethodResult, RelevanceResult
     from nnreport.inspection import AnalysisRecord, Inspection
     from nnreport.site.assets import Assets, ChartRef, ImageRef
 
-DIVERGING: images.ColourMap = "rdbu"
-SEQUENTIAL: images.ColourMap = "magma"
 
 
 @dataclass(frozen=True)
@@ -116,6 +115,7 @@ def _grid(res: RelevanceResult, assets: Assets) -> tuple[tuple[Column, ...], tup
         columns.append(Column(m.key, m.title, m.signed, f"±{hi:.2g}" if m.signed else f"0 … {hi:.2g}"))
     rows = []
     names = res.class_names
+    palette = assets.palette
     for i in range(len(res.targets)):
         target = int(res.targets[i])
         true = int(res.labels[i]) if res.labels is not None else None
@@ -130,7 +130,8 @@ def _grid(res: RelevanceResult, assets: Assets) -> tuple[tuple[Column, ...], tup
                                      f"input {i}: {_name(names, true if true is not None else pred)}")
             for m in ran:
                 lo, hi = scales[m.key]
-                rgb = images.thumbnail(images.colourize(res.maps[m.key][i], DIVERGING if m.signed else SEQUENTIAL, lo, hi))
+                rgb = images.thumbnail(images.colourize(res.maps[m.key][i], palette.diverging if m.signed else palette.heat,
+                                                        lo, hi))
                 cells.append(assets.png(f"{m.key}-{i}", rgb, f"{m.title} for input {i}"))
         rows.append(GridRow(_name(names, target), _name(names, true) if true is not None else None,
                             _name(names, pred), None if true is None else true == pred, input_image, tuple(cells), f))
@@ -143,10 +144,13 @@ def _name(names: tuple[str, ...], idx: int | None) -> str:
     return names[idx] if 0 <= idx < len(names) else str(idx)
 
 
-def _legend(assets: Assets, cmap: str, name: str) -> ImageRef:
-    ramp = np.tile(np.linspace(-1 if cmap == DIVERGING else 0, 1, 160)[None, :], (10, 1))
-    return assets.png(name, images.colourize(ramp, cmap, -1 if cmap == DIVERGING else 0, 1),  # type: ignore[arg-type]
-                      "colour scale: negative blue, zero white, positive red" if cmap == DIVERGING
+def _legend(assets: Assets, signed: bool, name: str) -> ImageRef:
+    """The colour scale of signed maps (the palette's diverging map) or unsigned ones (its heat map)."""
+    low = -1 if signed else 0
+    ramp = np.tile(np.linspace(low, 1, 160)[None, :], (10, 1))
+    cmap = assets.palette.diverging if signed else assets.palette.heat
+    return assets.png(name, images.colourize(ramp, cmap, low, 1),
+                      "colour scale: negative blue, zero white, positive red" if signed
                       else "colour scale: zero dark, high bright")
 
 
@@ -169,7 +173,7 @@ def _vector_chart(res: RelevanceResult, assets: Assets) -> ChartRef | None:
     chart = alt.Chart(alt.Data(values=values)).mark_bar().encode(
         x=alt.X("feature:N", sort=alt.SortField("order"), title=None),
         y=alt.Y("relevance:Q", title="mean relevance (scaled per method)"),
-        color=alt.condition("datum.relevance >= 0", alt.value("#b2182b"), alt.value("#2166ac")),
+        color=alt.condition("datum.relevance >= 0", alt.value(assets.palette.positive), alt.value(assets.palette.negative)),
         tooltip=["method:N", "feature:N", alt.Tooltip("relevance:Q", format=".3f")],
     ).properties(width=150, height=110).facet(facet=alt.Facet("method:N", title=None, sort=[m.title for m in ran]),
                                                 columns=4)
@@ -296,9 +300,7 @@ def _table(res: RelevanceResult) -> tuple[TableRow, ...]:
 
 
 def _card(m: MethodResult) -> Card:
-    from nnreport.analyses.relevance import METHOD_TEXT
-
-    t = METHOD_TEXT[m.key]
+    t = RECORDS[m.key]
     return Card(m.key, m.title, m.signed, m.settings, t.shows, t.weaknesses, t.reference, m.notes, m.skipped,
                 f"{m.seconds_per_sample * 1000:.2f} ms per sample" if m.seconds_per_sample is not None else "")
 
@@ -319,7 +321,7 @@ def _perturbation_text(res: RelevanceResult) -> tuple[str, str]:
 
 def relevance_markdown(insp: Inspection) -> str:
     """Key numbers for summary.md: the best and worst MoRF AOPC against the random order."""
-    res: Any = insp.result("relevance")
+    res = insp.get("relevance", RelevanceResult)
     if res is None or res.perturbation is None or not res.perturbation.curves:
         return ""
     p = res.perturbation
@@ -334,13 +336,13 @@ def relevance_markdown(insp: Inspection) -> str:
 
 @page("relevance", title="Relevance", analyses=("relevance",), order=30, markdown=relevance_markdown)
 def relevance_page(insp: Inspection, assets: Assets) -> RelevancePage:
-    res: Any = insp.result("relevance")
+    res = insp.require("relevance", RelevanceResult)
     record = insp.record("relevance")
     records = tuple(r for r in (record,) if r is not None)
     titles = {m.key: m.title for m in res.methods}
     columns, rows = _grid(res, assets) if res.kind == "image" else ((), ())
-    signed_legend = _legend(assets, DIVERGING, "legend-signed") if any(c.signed for c in columns) else None
-    unsigned_legend = _legend(assets, SEQUENTIAL, "legend-unsigned") if any(not c.signed for c in columns) else None
+    signed_legend = _legend(assets, True, "legend-signed") if any(c.signed for c in columns) else None
+    unsigned_legend = _legend(assets, False, "legend-unsigned") if any(not c.signed for c in columns) else None
     settings, random_aopc = _perturbation_text(res)
     return RelevancePage(
         records=records, notes=res.notes, kind=res.kind, columns=columns, rows=rows,

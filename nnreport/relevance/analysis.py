@@ -4,12 +4,14 @@ region perturbation, parameter randomisation, conservation and object-mask share
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nnreport.analyses.relevance import (
-    METHOD_TEXT,
+from nnreport.errors import Skipped
+from nnreport.relevance.catalogue import RECORDS, Setting
+from nnreport.relevance.results import (
     ConservationResult,
     CurveResult,
     MaskShareResult,
@@ -19,43 +21,12 @@ from nnreport.analyses.relevance import (
     RelevanceConfig,
     RelevanceResult,
 )
-from nnreport.errors import Skipped
 
 if TYPE_CHECKING:
     import torch
 
     from nnreport.context import Context
     from nnreport.datasets import Inputs
-
-
-def method_call(key: str, config: RelevanceConfig, low: float, high: float, seed: int,
-                side: int = 16) -> tuple[str, dict[str, Any]]:
-    """The library method and options behind a page method key (`side`: the image's shorter side)."""
-    patch = config.occlusion_patch or max(1, side // 4)
-    stride = config.occlusion_stride or max(1, patch // 2)
-    if key.startswith("lrp_"):
-        return "lrp", {"composite": key[4:], "epsilon": config.epsilon, "gamma": config.gamma, "low": low, "high": high}
-    return key, {
-        "integrated_gradients": {"steps": config.ig_steps, "baseline": 0.0},
-        "smoothgrad": {"samples": config.smoothgrad_samples, "noise": config.smoothgrad_noise, "seed": seed},
-        "occlusion": {"patch": patch, "stride": stride, "baseline": 0.0},
-    }.get(key, {})
-
-
-def settings_text(key: str, options: dict[str, Any]) -> str:
-    """The exact settings, as printed on the method's card."""
-    from nnreport.relevance.lrp import composites
-
-    if key.startswith("lrp_"):
-        comp = composites.composite(options["composite"], options["epsilon"], options["gamma"], options["low"],
-                                    options["high"])
-        return "; ".join(f"{where}: {rule}" for where, rule in comp.describe())
-    extra = {"integrated_gradients": "baseline 0 (the data mean after normalisation), midpoint Riemann sum",
-             "smoothgrad": "σ = noise × each sample's value range",
-             "occlusion": "patch over all channels, replaced by 0 (the data mean)",
-             "gradcam": "at the last 2-D convolution, bilinear upsampling"}.get(key, "")
-    parts = [f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in options.items()]
-    return "; ".join(parts + ([extra] if extra else [])) or "no settings"
 
 
 def _inputs(ctx: Context) -> tuple[Inputs, np.ndarray | None, Any]:
@@ -125,6 +96,7 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
     low, high = (data.value_range() if data is not None else (float(x.min()), float(x.max())))
     seed = ctx.config.seed
     side = min(x.shape[-2:]) if x.dim() == 4 else 1
+    setting = Setting(low, high, seed, side)
     rep = ctx.stage()
     steps_total = len(config.methods) * 2 + 2
     maps: dict[str, np.ndarray] = {}
@@ -134,24 +106,24 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
     explain(canon, x[:1], target[:1], "gradient")  # warm-up, so that the first method's time is not inflated
     for i, key in enumerate(config.methods):
         rep.step(i, steps_total, f"relevance: {key}")
-        name, options = method_call(key, config, low, high, seed, side)
-        text = METHOD_TEXT[key]
-        settings = settings_text(key, options)
+        record = RECORDS[key]
+        options = record.options(config, setting)
+        settings = record.settings(options)
         start = time.perf_counter()
         try:
-            e = explain(canon, x, target, name, **options)
+            e = explain(canon, x, target, record.method, **asdict(options))
         except NotApplicable as exc:
-            infos.append(MethodResult(key, text.title, text.signed, settings, skipped=str(exc)))
+            infos.append(MethodResult(key, record.title, record.signed, settings, skipped=str(exc)))
             continue
         except Exception as exc:  # noqa: BLE001 - one failing method must not sink the page
-            infos.append(MethodResult(key, text.title, text.signed, settings,
+            infos.append(MethodResult(key, record.title, record.signed, settings,
                                       skipped=f"failed: {type(exc).__name__}: {exc}"))
             continue
         elapsed = (time.perf_counter() - start) / len(x)
         maps[key] = e.relevance.detach().numpy().astype(np.float32)
         scores = e.scores.numpy() if scores is None else scores
         lrp_notes[key] = tuple(e.notes)
-        infos.append(MethodResult(key, text.title, text.signed, settings, notes=tuple(e.notes),
+        infos.append(MethodResult(key, record.title, record.signed, settings, notes=tuple(e.notes),
                                   seconds_per_sample=round(elapsed, 6) if ctx.config.timings else None))
     if scores is None:
         raise Skipped("no relevance method applies to this model: "
@@ -261,6 +233,7 @@ def _randomisation(ctx: Context, x: torch.Tensor, target: torch.Tensor, maps: di
     from nnreport.relevance.methods import explain
 
     layers = sanity.parameter_layers(ctx.model)
+    setting = Setting(low, high, seed, side)
     points = sanity.cascade_points(layers, config.cascade_steps)
     if not points or len(x) == 0:
         return layers, ()
@@ -272,9 +245,9 @@ def _randomisation(ctx: Context, x: torch.Tensor, target: torch.Tensor, maps: di
             notes.append(f"Randomisation check stopped at {k} layers: {type(exc).__name__}: {exc}")
             return layers, ()
         for key in maps:
-            name, options = method_call(key, config, low, high, seed, side)
+            record = RECORDS[key]
             try:
-                r = explain(canon, x, target, name, **options).relevance.detach().numpy()
+                r = explain(canon, x, target, record.method, **asdict(record.options(config, setting))).relevance.detach().numpy()
             except Exception:  # noqa: BLE001 - recorded as a gap below
                 r = np.full_like(maps[key][idx], np.nan)
             a, b = _as_map(maps[key][idx]), _as_map(r)
