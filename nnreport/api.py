@@ -27,16 +27,21 @@ def inspect(
     input_shape: str | None = None,
     progress: ProgressFn = silent,
     model_spec: str = "",
+    eval_data: Any = None,
+    transform: Any = None,
 ) -> Inspection:
     """Run every analysis on `model` (an nn.Module, a Subject or a model spec string) and return the results.
 
     `data` is a Dataset, a data spec string (e.g. "digits"), arrays/tensors `(x, y)` or a torch Dataset.
+    `eval_data` is a separate test set (then `data` is used whole for training); `transform` is the model's
+    own image preprocessing ("imagenet" or a callable PIL image -> tensor). Both default to the Subject's.
     """
     from nnreport import inspector
-    from nnreport.loading import resolve
+    from nnreport.loading import DataOptions, resolve
 
     config = config or ReportConfig()
-    subject = resolve(model, data, inputs=example_inputs, input_shape=input_shape, seed=config.seed)
+    options = DataOptions(transform=transform, eval_data=eval_data)
+    subject = resolve(model, data, inputs=example_inputs, input_shape=input_shape, seed=config.seed, options=options)
     return inspector.inspect(subject, config, progress=progress,
                              model_spec=model_spec or (model if isinstance(model, str) else ""))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -67,8 +68,21 @@ def tensors_fingerprint(tensors: Iterable[torch.Tensor]) -> str:
 def dataset_fingerprint(data: Dataset | None) -> str:
     if data is None:
         return "none"
+    data = _lazy_as_fingerprints(data)
     tree, arrays = codec.encode(data)
     return digest([json.dumps(tree, sort_keys=True)] + [k.encode() + np.ascontiguousarray(arrays[k]).tobytes() for k in sorted(arrays)])
+
+
+def _lazy_as_fingerprints(data: Dataset) -> Dataset:
+    """Streamed inputs stand in the fingerprint by their identity (files, sizes, times, preprocessing), not their
+    decoded pixels, so fingerprinting reads no image."""
+    from nnreport.streaming import LazyInputs
+
+    lazy = {k: getattr(data, k) for k in ("x_train", "x_test") if isinstance(getattr(data, k), LazyInputs)}
+    if not lazy:
+        return data
+    marks: dict[str, Any] = {k: np.frombuffer(v.fingerprint().encode(), np.uint8) for k, v in lazy.items()}
+    return dataclasses.replace(data, **marks)
 
 
 class ResultCache:

@@ -52,6 +52,31 @@ def _add_inspect_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--title", help="the report's title")
 
 
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--eval-data", metavar="DATA", help="a separate test set (any data spec); --data is then all "
+                   "training data, with no random split")
+    p.add_argument("--transform", metavar="imagenet|FILE.py:callable",
+                   help="the model's own preprocessing of images: imagenet (resize 256, centre-crop 224, ImageNet "
+                   "mean/std) or a callable from a PIL image to a tensor (e.g. torchvision weights.transforms())")
+    p.add_argument("--image-size", type=int, metavar="N", help="resize images' shorter side to N and centre-crop N×N")
+    p.add_argument("--normalize", choices=("imagenet", "data", "none"),
+                   help="image normalisation: ImageNet's mean/std, the data's own (default for image folders), or none")
+
+
+def _data_options(args: argparse.Namespace, subject: Any = None) -> Any:
+    """The data options of the command line, falling back on what a model spec's Subject says."""
+    from nnreport.errors import UsageError
+    from nnreport.loading import DataOptions
+
+    has_data = bool(args.data) or getattr(subject, "data", None) is not None
+    if args.eval_data and not has_data:
+        raise UsageError("--eval-data needs --data (the training set it is evaluated against)")
+    if not has_data and (args.transform or args.image_size is not None or args.normalize):
+        raise UsageError("--transform, --image-size and --normalize preprocess data; pass --data too")
+    return DataOptions(transform=args.transform or getattr(subject, "transform", None), image_size=args.image_size,
+                       normalize=args.normalize, eval_data=args.eval_data or getattr(subject, "eval_data", None))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="nnreport", description="Turn a PyTorch model into a self-contained, offline HTML report.",
                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "a TorchScript archive, or weights.pt with --factory")
     b.add_argument("--data", metavar="DATA", help="built-in name (digits, shapes, moons, circles, xor, spiral, gauss, "
                    "iris, cars), data.npz, data.pt, an image folder, or file.py:callable")
+    _add_data_options(b)
     b.add_argument("--input-shape", metavar="SHAPE", help="synthetic inputs without data, e.g. 1,3,32,32 (several: 1,3;1,5)")
     b.add_argument("--factory", metavar="FILE.py:callable", help="builds the module that a state-dict MODEL is loaded into")
     b.add_argument("--unsafe-pickle", action="store_true", help="allow a fully pickled module (runs code from the file)")
@@ -91,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("b", metavar="B", help="head: a model spec (or, with --bundles, a saved report or its inspection/)")
     c.add_argument("--bundles", action="store_true", help="A and B are saved reports: compare without recomputing")
     c.add_argument("--data", metavar="DATA", help="data both models are inspected on (see build --data)")
+    _add_data_options(c)
     c.add_argument("--input-shape", metavar="SHAPE", help="synthetic inputs without data")
     c.add_argument("--factory", metavar="FILE.py:callable", help="builds the module for state-dict checkpoints")
     c.add_argument("--unsafe-pickle", action="store_true", help="allow fully pickled modules")
@@ -132,7 +159,7 @@ def _progress() -> Any:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from nnreport import api
-    from nnreport.loading import load_checkpoints, load_model
+    from nnreport.loading import load_checkpoints, load_model, resolve
 
     config = _config(args)
     _check_theme(config.theme)
@@ -140,7 +167,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     subject = load_model(args.model, factory=args.factory, unsafe_pickle=args.unsafe_pickle, seed=config.seed)
     if args.checkpoints:
         subject.checkpoints = load_checkpoints(args.checkpoints, subject.model)
-    insp = api.inspect(subject, args.data, config, input_shape=args.input_shape, progress=_progress(), model_spec=args.model)
+    # The command line's data options (falling back on a model spec Subject's transform/eval_data) and its own
+    # data, if any, resolved once here; api.inspect takes the resolved subject as it is.
+    subject = resolve(subject, args.data, input_shape=args.input_shape, seed=config.seed,
+                      options=_data_options(args, subject))
+    insp = api.inspect(subject, None, config, progress=_progress(), model_spec=args.model)
     return _write(insp, args.out, config)
 
 
@@ -233,9 +264,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         sides: tuple[Any, Any] = (Inspection.load(args.a), Inspection.load(args.b))
         data = args.data
     else:
-        from nnreport.loading import load_model
+        from nnreport.loading import load_data, load_model
 
-        data = args.data
+        data = load_data(args.data, config.seed, _data_options(args)) if args.data else None
         sides = tuple(load_model(spec, factory=args.factory, unsafe_pickle=args.unsafe_pickle, seed=config.seed)
                       for spec in (args.a, args.b))  # type: ignore[assignment]
     report = compare(sides[0], sides[1], data=data, config=config, names=names, progress=_progress(),

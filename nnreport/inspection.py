@@ -46,6 +46,8 @@ class ModelInfo:
     # Set when the inputs or outputs hold NaN or inf: what is not finite; the card shows it, and the
     # analyses that rest on the model's scores are marked failed instead of printing wrong numbers.
     nonfinite: str = ""
+    # What the model was fed (preprocessing), how the data was split, unreadable files left out.
+    data_notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

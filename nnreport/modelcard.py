@@ -41,6 +41,7 @@ def describe_model(subject: Subject, inputs: tuple[torch.Tensor, ...], data: Dat
         num_test=len(data.x_test) if data else 0,
         class_names=_class_names(subject, data),
         nonfinite=nonfinite_note(inputs, out, data),
+        data_notes=data.card_notes() if data else (),
     )
 
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import torch
 
     from nnreport.context import Context
-    from nnreport.datasets import Dataset
+    from nnreport.datasets import Dataset, Inputs
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def _regression(y: np.ndarray, pred: np.ndarray, config: EvaluationConfig) -> Ev
                             notes=notes)
 
 
-def stream(ctx: Context, x_all: np.ndarray, n: int, batch_size: int, keep: int,
+def stream(ctx: Context, x_all: Inputs, n: int, batch_size: int, keep: int,
            first: Callable[[np.ndarray], object] | None = None) -> Pass:
     """Forward the first `n` inputs in batches; keep every output and the input of the last Linear called
     (the penultimate features) for the first `keep` samples, via a scoped forward pre-hook. `first` sees

@@ -10,6 +10,7 @@ import torch
 
 from nnreport import scoped
 from nnreport.context import Context
+from nnreport.datasets import Inputs
 from nnreport.errors import Skipped
 from nnreport.neurons import layers as L
 from nnreport.neurons.receptive import Axis, receptive_fields, window
@@ -21,6 +22,7 @@ from nnreport.neurons.results import (
     UnitStats,
 )
 from nnreport.neurons.topk import Stats, TopK, argmax_positions, stream
+from nnreport.streaming import head
 
 
 def input_kind(ctx: Context) -> str:
@@ -137,7 +139,7 @@ def _stream(ctx: Context, config: ActivationsConfig, chosen: list[L.LayerChoice]
                      "dataset statistics; dead and saturated units are judged on the sample inputs only.")
         return None, 0, ""
     x = ctx.data.x_train if config.split == "train" else ctx.data.x_test
-    x = x[: config.max_examples]
+    x = head(x, config.max_examples)  # streamed data: still lazy, decoded batch by batch below
     units = {c.path: c.shape[0] for c in chosen}
     with torch.no_grad(), scoped.eval_mode(ctx.model):
         state = stream(_batches(ctx.model, modules, x, config.batch_size), units, config.top_k)
@@ -208,7 +210,7 @@ def _top(ctx: Context, config: ActivationsConfig, tk: TopK, c: L.LayerChoice, fi
     return TopExamples(values.astype(np.float32), index, labels, crops, wins)
 
 
-def _positions(ctx: Context, path: str, xs: np.ndarray, index: np.ndarray) -> np.ndarray:
+def _positions(ctx: Context, path: str, xs: Inputs, index: np.ndarray) -> np.ndarray:
     """The arg-max position of each unit on each of its top inputs (one forward pass over those inputs)."""
     rows, inverse = np.unique(index, return_inverse=True)
     with torch.no_grad(), scoped.eval_mode(ctx.model):

@@ -12,6 +12,7 @@ import torch
 
 from nnreport import scoped
 from nnreport.context import Context
+from nnreport.datasets import Inputs
 from nnreport.errors import Skipped
 from nnreport.neurons.activations import to_display
 from nnreport.neurons.featvis import input_space
@@ -19,6 +20,7 @@ from nnreport.neurons.layers import NotReached, capture, module_map
 from nnreport.neurons.maximise import Settings, maximise
 from nnreport.neurons.regularisers import HYPER_SETS
 from nnreport.neurons.results import ActivationsResult, ClassFacets, Facet, FacetsConfig, FacetsResult
+from nnreport.streaming import subset
 
 
 def _layers(ctx: Context, acts: ActivationsResult, config: FacetsConfig, classes: int) -> tuple[str, str]:
@@ -35,7 +37,7 @@ def _layers(ctx: Context, acts: ActivationsResult, config: FacetsConfig, classes
     return acts.layers[-2].path, out.path
 
 
-def embed(ctx: Context, path: str, x: np.ndarray, batch: int = 256) -> np.ndarray:
+def embed(ctx: Context, path: str, x: Inputs, batch: int = 256) -> np.ndarray:
     module = module_map(ctx.model, [path])
     parts = []
     with torch.no_grad(), scoped.eval_mode(ctx.model):
@@ -90,7 +92,7 @@ def _run(ctx: Context, config: FacetsConfig) -> FacetsResult:
         if k < 1:
             notes.append(f"class {names[c]} has too few training inputs ({len(idx)}) for facets")
             continue
-        points, labels, centres = cluster(embed(ctx, layer, data.x_train[idx]), k, config.perplexity, seed)
+        points, labels, centres = cluster(embed(ctx, layer, subset(data.x_train, idx)), k, config.perplexity, seed)
         found.append((c, idx, points, labels, [_ordered(idx, points, labels, centres, f) for f in range(k)]))
     rep.step(shown, shown + 1, "optimising from the mean images")
     means = [data.x_train[m].mean(0) for _, _, _, _, ms in found for m in ms]

@@ -14,7 +14,7 @@ import numpy as np
 
 Normalise = Literal["channel", "layer"]
 Split = Literal["train", "test"]
-Method = Literal["yosinski", "fourier"]
+Method = Literal["yosinski", "fourier", "auto"]
 HyperSet = Literal["yosinski1", "yosinski2", "yosinski3", "yosinski4"]
 
 
@@ -101,9 +101,14 @@ class ActivationsResult:
 class FeatvisConfig:
     # "yosinski": gradient ascent in pixel space with the regulariser set `hyper`;
     # "fourier": Adam on a decorrelated Fourier parameterisation with jitter, scale and rotation.
-    method: Method = "yosinski"
+    # "auto": the Fourier recipe for images of 128 px and more (where pixel-space ascent gives noise), else yosinski.
+    method: Method = "auto"
     hyper: HyperSet = "yosinski3"
     steps: int = 48
+    # Units whose receptive field is smaller than the input are optimised at the centre position only and
+    # shown as their field plus this fraction of it on every side (0 < margin); "whole": never crop.
+    field_margin: float = 0.25
+    crop_fields: bool = True
     lr: float = 0.05
     jitter: float = 1.0
     scale: float = 0.05
@@ -122,6 +127,10 @@ class LayerFeatvis:
     units: int
     images: np.ndarray  # (U, *input_shape): display space [0, 1] for images, model space for vectors
     trace: np.ndarray  # (U, steps + 1) the unit's activation before and after each step
+    # For units with a receptive field smaller than the input: the input window [start, end) per axis that
+    # `images` show (the centre unit's field plus a margin), and the field's side; () when the whole input.
+    window: tuple[tuple[int, int], ...] = ()
+    field: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

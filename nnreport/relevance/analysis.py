@@ -27,9 +27,10 @@ if TYPE_CHECKING:
     import torch
 
     from nnreport.context import Context
+    from nnreport.datasets import Inputs
 
 
-def _inputs(ctx: Context) -> tuple[np.ndarray, np.ndarray | None, Any]:
+def _inputs(ctx: Context) -> tuple[Inputs, np.ndarray | None, Any]:
     """Test inputs, labels and the dataset (None: the example inputs)."""
     if ctx.data is None:
         if not ctx.single_input:
@@ -77,20 +78,22 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
     from nnreport.relevance.methods import NotApplicable, explain, resolve_target
 
     x_np, labels, data = _inputs(ctx)
-    x_all = torch.from_numpy(np.ascontiguousarray(x_np))
+    # Only the samples used are read (streamed data decodes nothing else), from the first max_samples.
+    n_all = min(len(x_np), ctx.config.max_samples) if data is not None else len(x_np)
+    x_first = torch.from_numpy(np.ascontiguousarray(x_np[:2]))
     try:
-        canon = prepare(ctx.model, x_all[:1])
+        canon = prepare(ctx.model, x_first[:1])
     except ValueError as exc:
         raise Skipped(str(exc)) from exc
-    n_classes = _check_output(ctx, canon, x_all)
-    tokens = is_tokens(x_all)
-    rows = _rows(labels, n_classes, config, len(x_all), x_all.dim() == 2 and not tokens)
-    pert_idx = list(range(min(config.perturbation_samples, len(x_all))))
-    has_masks = data is not None and data.masks_test is not None and x_all.dim() == 4
-    mask_idx = list(range(min(config.mask_samples, len(x_all)))) if has_masks else []
+    n_classes = _check_output(ctx, canon, x_first)
+    tokens = is_tokens(x_first)
+    rows = _rows(labels, n_classes, config, n_all, x_first.dim() == 2 and not tokens)
+    pert_idx = list(range(min(config.perturbation_samples, n_all)))
+    has_masks = data is not None and data.masks_test is not None and x_first.dim() == 4
+    mask_idx = list(range(min(config.mask_samples, n_all))) if has_masks else []
     batch_idx = sorted(set(rows) | set(pert_idx) | set(mask_idx))
     where = {i: k for k, i in enumerate(batch_idx)}
-    x = x_all[batch_idx]
+    x = torch.from_numpy(np.ascontiguousarray(x_np[np.asarray(batch_idx, dtype=np.int64)]))
     target = resolve_target(canon, x, None)
     low, high = (data.value_range() if data is not None else (float(x.min()), float(x.max())))
     seed = ctx.config.seed
@@ -228,27 +231,29 @@ def _perturbation(ctx: Context, canon: Any, x: torch.Tensor, target: torch.Tenso
     if not idx or config.steps < 1:
         return None
     xs, ts = x[idx], target[idx]
-    ids, count = P.region_index(tuple(xs.shape[1:]), config.region if xs.dim() == 4 else 1)
+    region = (config.region or P.auto_region(min(xs.shape[-2:]))) if xs.dim() == 4 else 1
+    ids, count = P.region_index(tuple(xs.shape[1:]), region)
     rng = ctx.rng("relevance-perturbation")
     # token ids: a deleted token becomes the pad id
     fill = P.replacement_values(xs, config.replacement, low, high, rng) if pad is None else torch.full_like(xs, pad)
     score = _score_fn(canon)
-    steps = min(config.steps, count)
-    randoms = [P.perturbation_curve(score, xs, ts, np.stack([rng.permutation(count) for _ in idx]), ids, steps, fill)
+    steps, per_step = P.schedule(count, config.steps, config.min_removed)
+    randoms = [P.perturbation_curve(score, xs, ts, np.stack([rng.permutation(count) for _ in idx]), ids, steps, fill,
+                                    per_step=per_step)
                for _ in range(max(1, config.random_orderings))]
     curves = []
     for i, (key, m) in enumerate(maps.items()):
         rep.step(done + i, total, f"relevance: region perturbation ({key})")
         morf, lerf = P.orderings(m[idx], ids, count)
-        a = P.perturbation_curve(score, xs, ts, morf, ids, steps, fill)
-        b = P.perturbation_curve(score, xs, ts, lerf, ids, steps, fill)
+        a = P.perturbation_curve(score, xs, ts, morf, ids, steps, fill, per_step=per_step)
+        b = P.perturbation_curve(score, xs, ts, lerf, ids, steps, fill, per_step=per_step)
         curves.append(CurveResult(key, a.drop, b.drop, a.aopc, a.se, b.aopc, b.se))
     random_drop = np.mean([r.drop for r in randoms], axis=0)
     return PerturbationResult(
-        region=config.region if xs.dim() == 4 else 1, steps=steps,
+        region=region, steps=steps,
         replacement=config.replacement if pad is None else f"token:{pad}", samples=len(idx),
         regions_total=count, random=random_drop, random_aopc=float(np.mean([r.aopc for r in randoms])),
-        random_se=float(np.mean([r.se for r in randoms])), curves=tuple(curves))
+        random_se=float(np.mean([r.se for r in randoms])), curves=tuple(curves), per_step=per_step)
 
 
 def _randomisation(ctx: Context, x: torch.Tensor, target: torch.Tensor, maps: dict[str, np.ndarray], idx: list[int],

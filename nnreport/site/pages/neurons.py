@@ -268,10 +268,21 @@ def _page(insp: Inspection, assets: Assets, gallery: bool) -> NeuronsPage:
         method += f", {fv.steps} steps, all units of a layer in one batch"
     examples = (f"{acts.examples_seen:,} inputs of the {acts.examples_split} split" if acts.examples_split else "")
     top_k = next((layer.top.values.shape[1] for layer in acts.layers if layer.top is not None), 0)
-    notes = tuple(n for n in (acts.note, fv.note if fv else "", fc.note if fc else "") if n)
+    notes = tuple(n for n in (acts.note, fv.note if fv else "", _crop_note(fv), fc.note if fc else "") if n)
     return NeuronsPage(_layers(insp, assets, gallery), records, acts.normalise, examples, top_k, method, notes, GALLERY_UNITS,
                        acts.input_kind, fc.layer if fc is not None else "", _inputs(acts, assets) if gallery else (),
                        ", ".join(acts.feature_names or ()) if acts.input_kind == "vector" else "")
+
+
+def _crop_note(fv: FeatvisResult | None) -> str:
+    """Which layers' optimised inputs show only a unit's receptive field (plus a margin), and how large."""
+    cropped = [lf for lf in fv.layers if lf.window] if fv is not None else []
+    if not cropped:
+        return ""
+    sizes = "; ".join(f"{lf.path}: field {'×'.join(map(str, lf.field))} px, shown "
+                      f"{'×'.join(str(b - a) for a, b in lf.window)} px" for lf in cropped)
+    return ("Units whose receptive field is smaller than the input were optimised at the centre position only and "
+            f"are shown as their field plus a margin: {sizes}.")
 
 
 def _inputs(acts: ActivationsResult, assets: Assets) -> tuple[tuple[str, ImageRef], ...]:

@@ -149,7 +149,8 @@ def _grid(res: RelevanceResult, assets: Assets) -> tuple[tuple[Column, ...], tup
                                      f"input {i}: {_name(names, true if true is not None else pred)}")
             for m in ran:
                 lo, hi = scales[m.key]
-                rgb = images.colourize(res.maps[m.key][i], palette.diverging if m.signed else palette.heat, lo, hi)
+                rgb = images.thumbnail(images.colourize(res.maps[m.key][i], palette.diverging if m.signed else palette.heat,
+                                                        lo, hi))
                 cells.append(assets.png(f"{m.key}-{i}", rgb, f"{m.title} for input {i}"))
         rows.append(GridRow(_name(names, target), _name(names, true) if true is not None else None,
                             _name(names, pred), None if true is None else true == pred, input_image, tuple(cells), f))
@@ -358,7 +359,10 @@ def _perturbation_text(res: RelevanceResult) -> tuple[str, str]:
         what = f"the padding token (id {p.replacement[6:]})"
     region = (f"{p.region}×{p.region} regions" if res.kind == "image" else "single tokens (token deletion)"
               if res.kind == "tokens" else "single features")
-    text = (f"{region} (of {p.regions_total}), {p.steps} steps (one region per step), replaced by {what}; "
+    per = "one region per step" if p.per_step == 1 else f"{p.per_step} regions per step"
+    unit = {"image": "image", "tokens": "tokens"}.get(res.kind, "input")
+    share = f"{p.steps * p.per_step / max(p.regions_total, 1):.0%} of the {unit}"
+    text = (f"{region} (of {p.regions_total}), {p.steps} steps ({per}, {share} removed by the last), replaced by {what}; "
             f"{p.samples} test samples; AOPC = mean over steps 0…{p.steps} of f(x₀) − f(xₖ), ± standard error over samples")
     return text, _pm(p.random_aopc, p.random_se)
 
@@ -374,7 +378,7 @@ def relevance_markdown(insp: Inspection) -> str:
     best, worst = ranked[0], ranked[-1]
     return (f"- Relevance: highest AOPC (MoRF) {titles[best.method]} {_pm(best.morf_aopc, best.morf_se)}, lowest "
             f"{titles[worst.method]} {_pm(worst.morf_aopc, worst.morf_se)}, random order "
-            f"{_pm(p.random_aopc, p.random_se)} ({p.region}×{p.region} regions, {p.steps} steps, {p.replacement} "
+            f"{_pm(p.random_aopc, p.random_se)} ({p.region}×{p.region} regions, {p.steps} steps of {p.per_step}, {p.replacement} "
             f"replacement, {p.samples} samples)\n")
 
 
