@@ -21,8 +21,9 @@ class UnreadableImage(Exception):
 
 
 def image_files(folder: Path) -> list[Path]:
-    """The image files directly inside `folder`, sorted by name."""
-    return sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+    """The entries directly inside `folder` named like images, sorted by name (fifos and devices too, so that
+    check_image names them as skipped instead of leaving them out unsaid)."""
+    return sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and not f.is_dir())
 
 
 def check_image(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[tuple[int, int], str]:
@@ -30,6 +31,8 @@ def check_image(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[tuple[int, in
     Raises UnreadableImage for non-images, truncated files and images over `max_pixels`."""
     from PIL import Image
 
+    if not path.is_file():  # a fifo would block the read, a device never end it
+        raise UnreadableImage("not a plain file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, by our own limit
