@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from nnreport.graph.ir import DataEdge, Graph, Group, OpNode
@@ -43,8 +43,53 @@ def build_graph(raw: RawGraph, model_type: str) -> Graph:
     nodes = [_node(op, node_groups[op.id], tree, labels.get(op.id), aux.get(op.id, ()), raw.param_sizes) for op in ops]
     data_edges = [DataEdge(s, t, shape, math.prod(shape) if shape else 1) for s, t, shape in edges]
     groups = _groups(nodes, data_edges, tree, model_type, raw.param_sizes)
+    nodes, data_edges, groups = canonical(nodes, data_edges, groups)
     return Graph(tuple(nodes), tuple(data_edges), tuple(groups), "export" if raw.capture == "export" else "eager",
                  raw.note, raw.batch)
+
+
+def id_prefix(groups: dict[str, Group], gid: str) -> str:
+    """The path that ids inside group `gid` start with: its id, or its parent's for a series group."""
+    while gid and groups[gid].series:
+        gid = groups[gid].parent
+    return gid
+
+
+def canonical(nodes: list[OpNode], edges: list[DataEdge], groups: list[Group]) -> tuple[
+        list[OpNode], list[DataEdge], list[Group]]:
+    """Name every op `<group path>.<name>` (so an op of `blocks.3` has an id starting `blocks.3.`), list
+    the ops in the order a walk of the group tree meets them and the edges by target in that order.
+    Repeated blocks then have equal relative ids and orders, which the page's compact format relies on."""
+    by_group = {g.id: g for g in groups}
+    by_node = {n.id: n for n in nodes}
+    taken = set(by_group)
+    rename: dict[str, str] = {}
+    order: list[str] = []
+
+    def walk(gid: str) -> None:
+        prefix = id_prefix(by_group, gid)
+        for child in by_group[gid].children:
+            if child in by_group:
+                walk(child)
+                continue
+            local = by_node[child].label.replace(",", "_") or by_node[child].op
+            new, k = f"{prefix}.{local}" if prefix else local, 0
+            while new in taken:
+                k += 1
+                new = f"{prefix}.{local}_{k}" if prefix else f"{local}_{k}"
+            taken.add(new)
+            rename[child] = new
+            order.append(child)
+
+    walk("")
+    order += [n.id for n in nodes if n.id not in rename]  # unreachable: keep, named as they were
+    rename.update({n: n for n in order if n not in rename})
+    rank = {n: i for i, n in enumerate(order)}
+    new_nodes = [replace(by_node[n], id=rename[n]) for n in order]
+    ranked = sorted(range(len(edges)), key=lambda k: (rank[edges[k].target], k))
+    new_edges = [replace(edges[k], source=rename[edges[k].source], target=rename[edges[k].target]) for k in ranked]
+    new_groups = [replace(g, children=tuple(rename.get(c, c) for c in g.children)) for g in groups]
+    return new_nodes, new_edges, new_groups
 
 
 def _fold_aux(ops: list[RawOp]) -> tuple[list[RawOp], list[tuple[str, str, tuple[int, ...]]], dict[str, tuple[str, ...]]]:
