@@ -257,15 +257,23 @@ def _digest(text: str) -> str:
 def _wl_hashes(nodes: list[OpNode], edges: list[DataEdge], tree: _Tree, rounds: int = 3) -> dict[str, str]:
     """Weisfeiler-Lehman hash of each group's subgraph over op names and output ranks."""
     by_id = {n.id: n for n in nodes}
+    members_of = {gid: _leaves(tree, gid, by_id) for gid in tree.parent}
+    holders: dict[str, set[str]] = {}  # leaf -> the groups that hold it
+    for gid, leaves in members_of.items():
+        for leaf in leaves:
+            holders.setdefault(leaf, set()).add(gid)
+    inner_of: dict[str, list[tuple[str, str]]] = {gid: [] for gid in tree.parent}
+    for e in edges:  # an edge is inside every group that holds both its ends (one pass, not one per group)
+        for gid in holders.get(e.source, set()) & holders.get(e.target, set()):
+            inner_of[gid].append((e.source, e.target))
     out: dict[str, str] = {}
     for gid in tree.parent:
-        members = set(_leaves(tree, gid, by_id))
+        members = members_of[gid]
         label = {n: f"{by_id[n].op}/{len(by_id[n].shapes[0]) if by_id[n].shapes else 0}" for n in members}
-        inner = [(e.source, e.target) for e in edges if e.source in members and e.target in members]
         for _ in range(rounds):
             ins: dict[str, list[str]] = {n: [] for n in members}
             outs: dict[str, list[str]] = {n: [] for n in members}
-            for s, t in inner:
+            for s, t in inner_of[gid]:
                 outs[s].append(label[t])
                 ins[t].append(label[s])
             label = {n: _digest(label[n] + "<" + ",".join(sorted(ins[n])) + ">" + ",".join(sorted(outs[n])))
@@ -277,34 +285,50 @@ def _wl_hashes(nodes: list[OpNode], edges: list[DataEdge], tree: _Tree, rounds: 
 def _series(tree: _Tree, hashes: dict[str, str], edges: list[DataEdge], by_id: dict[str, OpNode]) -> None:
     """Runs of consecutive sibling groups with equal hashes, each feeding only the next one, become a
     series group ("BasicBlock ×4") whose members are the original calls."""
-    owner: dict[str, str] = {}
-    for gid in list(tree.children):
-        if gid:
-            for leaf in _leaves(tree, gid, by_id):
-                owner.setdefault(leaf, gid)
     for parent in list(tree.children):
         kids = tree.children[parent]
+        links: _Links | None = None
         k = 0
         while k < len(kids):
-            j = k
+            j, run = k, {kids[k]}
             while (j + 1 < len(kids) and kids[j] in tree.parent and kids[j + 1] in tree.parent
-                   and hashes.get(kids[j]) == hashes.get(kids[j + 1])
-                   and _feeds_only_next(tree, kids[k:j + 2], edges, by_id)):
+                   and hashes.get(kids[j]) == hashes.get(kids[j + 1])):
+                links = links or _sibling_links(tree, kids, edges, by_id)
+                if not links.extends(run, kids[j], kids[j + 1]):
+                    break
+                run.add(kids[j + 1])
                 j += 1
             if j > k and ((j - k + 1) < len(kids) or j - k + 1 >= 3):
-                run = kids[k:j + 1]
-                sid = f"{run[0]}~{len(run)}"
-                tree.parent[sid], tree.children[sid] = parent, run
-                tree.info[sid] = (tree.info[run[0]][0], "series")
-                hashes[sid] = _digest("series:" + hashes[run[0]])
-                for member in run:
+                members = kids[k:j + 1]
+                sid = f"{members[0]}~{len(members)}"
+                tree.parent[sid], tree.children[sid] = parent, members
+                tree.info[sid] = (tree.info[members[0]][0], "series")
+                hashes[sid] = _digest("series:" + hashes[members[0]])
+                for member in members:
                     tree.parent[member] = sid
                 kids[k:j + 1] = [sid]
             k += 1
 
 
-def _feeds_only_next(tree: _Tree, run: list[str], edges: list[DataEdge], by_id: dict[str, OpNode]) -> bool:
-    index = {leaf: i for i, gid in enumerate(run) for leaf in _leaves(tree, gid, by_id)}
-    links = {(index[e.source], index[e.target]) for e in edges if e.source in index and e.target in index}
-    links = {(a, b) for a, b in links if a != b}
-    return all((i, i + 1) in links for i in range(len(run) - 1)) and all(b == a + 1 for a, b in links)
+@dataclass
+class _Links:
+    """Which sibling groups feed which (data edges between their ops), found in one pass over the edges."""
+
+    ins: dict[str, set[str]]
+    outs: dict[str, set[str]]
+
+    def extends(self, run: set[str], last: str, new: str) -> bool:
+        """A run whose members each feed only the next one stays so with `new` after `last`: `new` is fed
+        by `last` and by no other member, and feeds none of them."""
+        return self.ins.get(new, set()) & run == {last} and not self.outs.get(new, set()) & run
+
+
+def _sibling_links(tree: _Tree, kids: list[str], edges: list[DataEdge], by_id: dict[str, OpNode]) -> _Links:
+    owner = {leaf: kid for kid in kids if kid in tree.children for leaf in _leaves(tree, kid, by_id)}
+    links = _Links({}, {})
+    for e in edges:
+        a, b = owner.get(e.source), owner.get(e.target)
+        if a is not None and b is not None and a != b:
+            links.ins.setdefault(b, set()).add(a)
+            links.outs.setdefault(a, set()).add(b)
+    return links

@@ -839,23 +839,24 @@ function nnreportGraphViewer() {
   }
   function r1(v) { return Math.round(v * 10) / 10; }
 
-  // Draw a view: small ones at once, big ones a few thousand elements per frame (the page stays live).
+  // Draw a view: the markup is parsed into a detached group a few thousand elements per frame (the page
+  // stays live), then swapped in at once, so the browser lays out and paints the big drawing only once.
   function draw(view, then) {
-    var parts = markup(view), CHUNK = 3000, at = 0, token = ++drawnId;
-    layer.textContent = "";
-    size = [view.width, view.height];
-    layer.setAttribute("data-w", view.width); layer.setAttribute("data-h", view.height);
-    layer.setAttribute("data-key", view.expanded.join(","));
-    fit();
+    var parts = markup(view), CHUNK = 4000, at = 0, token = ++drawnId, next = document.createElementNS(SVGNS, "g");
     function step() {
       if (token !== drawnId) { return; }
-      var g = document.createElementNS(SVGNS, "g");
-      layer.appendChild(g);
-      g.insertAdjacentHTML("beforeend", parts.slice(at, at + CHUNK).join(""));
+      next.insertAdjacentHTML("beforeend", parts.slice(at, at + CHUNK).join(""));
       at += CHUNK;
-      if (at < parts.length) { requestAnimationFrame(step); } else if (then) { then(); }
+      if (at < parts.length) { svg.setAttribute("data-state", "drawing"); requestAnimationFrame(step); return; }
+      layer.textContent = "";
+      layer.appendChild(next);
+      size = [view.width, view.height];
+      layer.setAttribute("data-w", view.width); layer.setAttribute("data-h", view.height);
+      layer.setAttribute("data-key", view.expanded.length > 200 ? "*" : view.expanded.join(","));
+      fit();
+      if (then) { then(); }
     }
-    if (parts.length <= CHUNK) { step(); } else { svg.setAttribute("data-state", "drawing"); step(); }
+    step();
   }
 
   function leaves() {
@@ -878,6 +879,7 @@ function nnreportGraphViewer() {
     layout(expand, function (m) {
       if (m.id !== requested) { return; }  // a newer request is on its way
       if (m.error) { console.error("nnreport graph layout: " + m.error); svg.setAttribute("data-state", "error"); return; }
+      svg.setAttribute("data-layout-ms", Math.round(performance.now() - started));
       draw(m.view, function () {
         var n = m.view.expanded.length;
         where.textContent = n === 0 ? "overview" : (n === graph.groups.length - 1 ? "all groups open" : n + " group" + (n === 1 ? "" : "s") + " open");
