@@ -299,8 +299,9 @@ def test_packed_graph_round_trips_and_names_ops_by_group(zoo_graphs, name: str) 
 
 
 def test_a_stack_of_equal_blocks_is_stored_once() -> None:
-    from models import gpt_stack
     from nnreport.graph.packed import pack, unpack
+
+    from models import gpt_stack
 
     small, large = (capture_graph(*gpt_stack(k)) for k in (3, 24))
     a, b = pack(small), pack(large)

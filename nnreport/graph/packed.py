@@ -8,8 +8,9 @@ group's id prefix (`transform.id_prefix`) plus its local name, the way `transfor
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
-from nnreport.graph.ir import DataEdge, Graph, Group, OpNode
+from nnreport.graph.ir import DataEdge, Graph, Group, NodeKind, OpNode
 from nnreport.graph.transform import id_prefix
 
 NONE = -1
@@ -156,7 +157,7 @@ def unpack(packed: PackedGraph) -> Graph:
     """The Graph back: groups in walk order (keys g0, g1, ...), ops in walk order, edges by target."""
     S, types = packed.strings, packed.types
     nodes: list[OpNode] = []
-    groups: list[Group] = []
+    groups: list[Group | None] = []  # in walk order: a group's slot is taken before its children's
     edges: list[tuple[int, DataEdge]] = []
     rank: dict[str, int] = {}
     kids: dict[str, list[str]] = {}
@@ -166,7 +167,7 @@ def unpack(packed: PackedGraph) -> Graph:
         kind, count = S[row[0]], row[6]
         series = row[5]
         at = len(groups)
-        groups.append(None)  # type: ignore[arg-type]  # filled after the children
+        groups.append(None)
         own = prefix if series else gid
         children: list[str] = []
         kids[gid] = children
@@ -193,8 +194,8 @@ def unpack(packed: PackedGraph) -> Graph:
 
     visit(packed.root, "", "", S[types[packed.root][0]], "", "")
     order = sorted(edges, key=lambda e: (rank[e[1].target], e[0]))
-    return Graph(tuple(nodes), tuple(e[1] for e in order), tuple(groups), "export" if packed.capture == "export"
-                 else "eager", packed.capture_note, packed.batch)
+    return Graph(tuple(nodes), tuple(e[1] for e in order), tuple(g for g in groups if g is not None),
+                 "export" if packed.capture == "export" else "eager", packed.capture_note, packed.batch)
 
 
 def _resolve(kids: dict[str, list[str]], gid: str, path: tuple[int, ...]) -> str:
@@ -218,6 +219,6 @@ def _op(packed: PackedGraph, ref: int, nid: str, group: str, group_module: str) 
     dtypes, at = _split(row, at)
     names, at = _split(row, at)
     module = _unrel(S[row[3]], group_module)
-    return OpNode(nid, S[row[0]], S[row[1]], S[row[2]], group, module, S[row[4]],  # type: ignore[arg-type]
+    return OpNode(nid, S[row[0]], cast(NodeKind, S[row[1]]), S[row[2]], group, module, S[row[4]],
                   tuple(packed.shapes[x] for x in shapes), tuple(S[d] for d in dtypes), S[row[5]], row[6],
                   tuple(_unrel(S[p], module) for p in names), row[7], tuple(S[a] for a in row[at:]))

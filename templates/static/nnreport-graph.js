@@ -1050,6 +1050,7 @@ function nnreportGraphViewer() {
   window.addEventListener("hashchange", fromHash);
   fit();
   svg.setAttribute("data-ready", "true");
+  svg.setAttribute("data-ready-ms", Math.round(performance.now()));
   fromHash();
   window.nnreportGraphPage = { open: open, refresh: refresh, graph: graph, openGroup: openGroup, closeGroup: closeGroup };
 }
