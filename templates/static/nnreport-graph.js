@@ -850,6 +850,7 @@ function nnreportGraphViewer() {
       if (at < parts.length) { svg.setAttribute("data-state", "drawing"); requestAnimationFrame(step); return; }
       layer.textContent = "";
       layer.appendChild(next);
+      minimap(view);
       size = [view.width, view.height];
       layer.setAttribute("data-w", view.width); layer.setAttribute("data-h", view.height);
       layer.setAttribute("data-key", view.expanded.length > 200 ? "*" : view.expanded.join(","));
@@ -857,6 +858,29 @@ function nnreportGraphViewer() {
       if (then) { then(); }
     }
     step();
+  }
+
+  // The minimap is the boxes as two paths, not a copy of the drawing: a <use> of a 10k-node drawing
+  // doubled the cost of every redraw.
+  function minimap(view) {
+    var frames = [], nodes = [];
+    view.boxes.forEach(function (b) {
+      (b.kind === "expanded" ? frames : nodes).push("M" + b.x + "," + b.y + "h" + b.width + "v" + b.height + "h" + (-b.width) + "z");
+    });
+    var use = document.getElementById("graph-minimap-use");
+    if (use) { use.parentNode.removeChild(use); }
+    var paths = mini.querySelectorAll(".gv-mini");
+    if (!paths.length) {
+      [["gv-mini gv-mini-frames", "none"], ["gv-mini gv-mini-nodes", "#999999"]].forEach(function (c) {
+        var el = document.createElementNS(SVGNS, "path");
+        el.setAttribute("class", c[0]); el.setAttribute("fill", c[1]); el.setAttribute("stroke", "#888888");
+        el.setAttribute("vector-effect", "non-scaling-stroke");
+        mini.insertBefore(el, miniRect);
+      });
+      paths = mini.querySelectorAll(".gv-mini");
+    }
+    paths[0].setAttribute("d", frames.join(""));
+    paths[1].setAttribute("d", nodes.join(""));
   }
 
   function leaves() {
