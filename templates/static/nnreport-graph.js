@@ -1072,6 +1072,7 @@ function nnreportGraphViewer() {
     refresh(function () { if (mark) { highlight(mark); } }, true);
   }
   window.addEventListener("hashchange", fromHash);
+  where.textContent = "overview";
   fit();
   svg.setAttribute("data-ready", "true");
   svg.setAttribute("data-ready-ms", Math.round(performance.now()));
