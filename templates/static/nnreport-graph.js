@@ -841,8 +841,9 @@ function nnreportGraphViewer() {
 
   // Draw a view: the markup is parsed into a detached group a few thousand elements per frame (the page
   // stays live), then swapped in at once, so the browser lays out and paints the big drawing only once.
-  function draw(view, then) {
+  function draw(view, then, anchor) {
     var parts = markup(view), CHUNK = 4000, at = 0, token = ++drawnId, next = document.createElementNS(SVGNS, "g");
+    var was = anchor && position(anchor);
     function step() {
       if (token !== drawnId) { return; }
       next.insertAdjacentHTML("beforeend", parts.slice(at, at + CHUNK).join(""));
@@ -854,10 +855,25 @@ function nnreportGraphViewer() {
       size = [view.width, view.height];
       layer.setAttribute("data-w", view.width); layer.setAttribute("data-h", view.height);
       layer.setAttribute("data-key", view.expanded.length > 200 ? "*" : view.expanded.join(","));
-      fit();
+      var now = anchor && view.boxes.filter(function (b) { return b.id === anchor; })[0];
+      mini.setAttribute("viewBox", "0 0 " + size[0] + " " + size[1]);
+      // Opened or closed in place: the group keeps its place on the screen, at the same zoom.
+      if (was && now && box) { setBox([box[0] + now.x - was.x, box[1] + now.y - was.y, box[2], box[3]]); } else { fit(); }
       if (then) { then(); }
     }
     step();
+  }
+
+  // Top-left corner of a drawn node or open group's frame, in drawing coordinates.
+  function position(id) {
+    var el = layer.querySelector('[data-id="' + CSS.escape(id) + '"]');
+    if (!el) { return null; }
+    if (el.classList.contains("gv-frame")) {
+      var r = el.querySelector("rect");
+      return { x: parseFloat(r.getAttribute("x")), y: parseFloat(r.getAttribute("y")) };
+    }
+    var t = el.transform.baseVal;
+    return t.numberOfItems ? { x: t.getItem(0).matrix.e, y: t.getItem(0).matrix.f } : null;
   }
 
   // The minimap is the boxes as two paths, not a copy of the drawing: a <use> of a 10k-node drawing
@@ -896,7 +912,7 @@ function nnreportGraphViewer() {
     try { window.history.replaceState(null, "", hash || window.location.pathname + window.location.search); } catch (e) { /* file:// */ }
   }
   // Show the view with the groups in `open`; `then` runs once it is drawn.
-  function refresh(then, keepHash) {
+  function refresh(then, keepHash, anchor) {
     var expand = Array.from(open).sort(), started = performance.now();
     svg.setAttribute("data-state", "busy");
     where.textContent = "laying out\u2026";
@@ -912,7 +928,7 @@ function nnreportGraphViewer() {
         svg.setAttribute("data-worker", worker ? "yes" : "no");
         svg.setAttribute("data-state", "idle");
         if (then) { then(); }
-      });
+      }, anchor);
     });
     if (!keepHash) { setHash(); }
   }
@@ -944,8 +960,9 @@ function nnreportGraphViewer() {
   svg.addEventListener("click", function (ev) {
     if (moved) { return; }
     var label = ev.target.closest(".gv-frame-label"), node = ev.target.closest(".gv-group");
-    if (label) { closeGroup(label.parentNode.getAttribute("data-id")); refresh(); }
-    else if (node) { openGroup(node.getAttribute("data-id")); refresh(); }
+    var id;
+    if (label) { id = label.parentNode.getAttribute("data-id"); closeGroup(id); refresh(null, false, id); }
+    else if (node) { id = node.getAttribute("data-id"); openGroup(id); refresh(null, false, id); }
   });
 
   function row(dl, k, v) {
