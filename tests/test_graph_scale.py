@@ -174,3 +174,21 @@ def test_javascript_and_python_agree_on_crossings_for_zoo_models(browser) -> Non
     for case, js in zip(cases, out, strict=True):
         assert [x[0] for x in js] == case["crossings"], case["name"]
         assert [x[1] for x in js] == case["boxes"], case["name"]
+
+
+def test_without_a_worker_the_page_lays_out_itself(browser, gpt4: Path) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.add_init_script("delete window.Worker")  # an old browser, or a policy that forbids workers
+    try:
+        page.goto((gpt4 / "graph.html").resolve().as_uri())
+        _idle(page)
+        _click(page, "#graph-layer .gv-group[data-id='blocks.0~4']")
+        _click(page, "#graph-layer .gv-group[data-id='blocks.2']")
+        worker = page.get_attribute("#graph-svg", "data-worker")
+        ops = _drawn(page, "blocks.2.")
+    finally:
+        page.close()
+    assert not errors, errors
+    assert worker == "no" and "blocks.2.ln_1" in ops
