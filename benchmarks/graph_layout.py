@@ -4,7 +4,7 @@ For the ResNet-18-, Inception- and DenseNet-121-like test models, fully expanded
 frames), it prints the edge crossings counted geometrically on the drawn polylines (dot's splines are
 sampled into polylines) and the layout time. dot is used only here (`apt-get install -y graphviz`).
 With Chromium and playwright at hand it also runs the page's JavaScript port of the layout
-(assets/nnreport-graph.js) on the nested view, which must give the same drawing as Python's.
+(assets/nnreport-graph-layout.js) on the nested view, which must give the same drawing as Python's.
 
     python3 benchmarks/graph_layout.py [--dot-timeout 600] [--models resnet18,inception,densenet121]
 """

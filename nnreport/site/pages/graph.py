@@ -1,5 +1,5 @@
 """graph.html: the interactive dataflow graph. Python's layout draws the first view; the page's own
-copy of the layout (assets/nnreport-graph.js) lays out whatever set of groups the reader opens."""
+copy of the layout (assets/nnreport-graph-layout.js) lays out whatever set of groups the reader opens."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from nnreport.inspection import AnalysisRecord, Inspection
     from nnreport.site.assets import Assets
 
-LAYOUT_SCRIPT = "nnreport-graph.js"
+LAYOUT_SCRIPT = "nnreport-graph-layout.js"  # the layout (also run in the page's worker)
+VIEWER_SCRIPT = "nnreport-graph.js"  # the page's interactions
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,8 @@ class GraphPage:
     view: View  # the first view, laid out in Python and drawn into the page as SVG
     # The compact graph and the layout settings for the page's script (serialised with tojson: escaped).
     data: dict[str, Any]
-    script: str  # the layout module's asset path
-    script_text: str  # ... and its text, for the single-file report (inline: the CSP forbids data: scripts)
+    scripts: tuple[str, ...]  # the layout module's and the viewer's asset paths
+    script_text: str  # ... and their text, for the single-file report (inline: the CSP forbids data: scripts)
     legend: tuple[LegendEntry, ...]
     capture: str
     note: str
@@ -76,11 +77,12 @@ def graph_page(insp: Inspection, assets: Assets) -> GraphPage:
     result: Any = insp.result("graph")
     graph = result.graph
     record = insp.record("graph")
-    text = (resource_dir("templates") / "static" / LAYOUT_SCRIPT).read_text(encoding="utf-8")
-    script = assets.add(LAYOUT_SCRIPT, text.encode("utf-8"))
+    names = (LAYOUT_SCRIPT, VIEWER_SCRIPT)
+    texts = [(resource_dir("templates") / "static" / name).read_text(encoding="utf-8") for name in names]
+    scripts = tuple(assets.add(name, text.encode("utf-8")) for name, text in zip(names, texts, strict=True))
     return GraphPage(
-        result=result, view=result.views[0], data=page_data(result.packed, result.restarts), script=script,
-        script_text=text, legend=_legend(graph),
+        result=result, view=result.views[0], data=page_data(result.packed, result.restarts), scripts=scripts,
+        script_text="\n".join(texts), legend=_legend(graph),
         capture="torch.export" if graph.capture == "export" else "the eager recorder", note=graph.capture_note,
         ops=sum(1 for n in graph.nodes if n.kind == "op"), edges=len(graph.edges), groups=len(graph.groups) - 1,
         records=(record,) if record is not None else (),
