@@ -129,15 +129,14 @@ def _progress() -> Any:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from nnreport import api
-    from nnreport.loading import load_checkpoints, load_data, load_model
+    from nnreport.loading import load_checkpoints, load_model
 
     config = _config(args)
     _check_theme(config.theme)
     subject = load_model(args.model, factory=args.factory, unsafe_pickle=args.unsafe_pickle, seed=config.seed)
     if args.checkpoints:
         subject.checkpoints = load_checkpoints(args.checkpoints, subject.model)
-    data = load_data(args.data, config.seed) if args.data else None
-    insp = api.inspect(subject, data, config, input_shape=args.input_shape, progress=_progress(), model_spec=args.model)
+    insp = api.inspect(subject, args.data, config, input_shape=args.input_shape, progress=_progress(), model_spec=args.model)
     return _write(insp, args.out, config)
 
 
@@ -204,7 +203,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from nnreport.compare import compare, parse_names
+    from nnreport.api import compare
+    from nnreport.compare import parse_names
 
     config = _config(args)
     _check_theme(config.theme)
@@ -215,17 +215,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         sides: tuple[Any, Any] = (Inspection.load(args.a), Inspection.load(args.b))
         data = args.data
     else:
-        from nnreport.loading import load_data, load_model
+        from nnreport.loading import load_model
 
-        data = load_data(args.data, config.seed) if args.data else None
+        data = args.data
         sides = tuple(load_model(spec, factory=args.factory, unsafe_pickle=args.unsafe_pickle, seed=config.seed)
                       for spec in (args.a, args.b))  # type: ignore[assignment]
-        if data is None and args.input_shape:
-            from nnreport.loading import example_inputs
-
-            for side in sides:
-                side.example_inputs = example_inputs(side, None, args.input_shape, config.seed)
-    report = compare(sides[0], sides[1], data=data, config=config, names=names, progress=_progress())
+    report = compare(sides[0], sides[1], data=data, config=config, names=names, progress=_progress(),
+                     input_shape=args.input_shape)
     path = report.save(args.out, theme=config.theme, single_file=config.single_file, timings=config.timings)
     print(f"nnreport: wrote {path / ('report.html' if config.single_file else 'index.html')}", file=sys.stderr)
     failed = report.a.failed + report.b.failed

@@ -25,3 +25,9 @@ class BundleError(UsageError):
 
 class Skipped(Exception):
     """Raised by an analysis that does not apply to this model or data; the message says why."""
+
+
+def first_line(exc: Exception) -> str:
+    """An exception as one short line, for one-line error messages."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__

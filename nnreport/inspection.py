@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from nnreport import codec
 from nnreport.errors import BundleError
@@ -13,6 +13,7 @@ from nnreport.errors import BundleError
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 Status = Literal["ok", "skipped", "failed"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,20 @@ class Inspection:
 
     def result(self, name: str) -> Any | None:
         return self.results.get(name)
+
+    def get(self, name: str, kind: type[T]) -> T | None:
+        """The result of analysis `name`, typed as `kind`; None when it did not run."""
+        value = self.results.get(name)
+        if value is not None and not isinstance(value, kind):
+            raise TypeError(f"the {name} result is a {type(value).__name__}, not a {kind.__name__}")
+        return value
+
+    def require(self, name: str, kind: type[T]) -> T:
+        """Like `get`, for a page that is only drawn when its analysis ran."""
+        value = self.get(name, kind)
+        if value is None:
+            raise KeyError(f"the inspection has no {name} result")
+        return value
 
     def record(self, name: str) -> AnalysisRecord | None:
         return next((r for r in self.manifest.records if r.name == name), None)

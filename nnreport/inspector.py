@@ -23,23 +23,20 @@ from nnreport.cache import (
 )
 from nnreport.config import ReportConfig
 from nnreport.context import Context
-from nnreport.datasets import Dataset
-from nnreport.errors import Skipped, UsageError
+from nnreport.errors import Skipped, UsageError, first_line
 from nnreport.inspection import (
     FORMAT_VERSION,
     AnalysisRecord,
     Inspection,
     Manifest,
-    ModelInfo,
     Provenance,
-    TensorSpec,
 )
+from nnreport.modelcard import describe_model
 from nnreport.progress import ProgressEvent, ProgressFn, silent
 from nnreport.subject import Subject
 
 if TYPE_CHECKING:
-    import torch
-    from torch import nn
+    pass
 
 
 def plan(config: ReportConfig) -> list[Analysis]:
@@ -52,107 +49,28 @@ def plan(config: ReportConfig) -> list[Analysis]:
     return [a for a in ordered(names) if a.name not in skip]
 
 
-def describe_model(subject: Subject, inputs: tuple[torch.Tensor, ...], data: Dataset | None, model_spec: str) -> ModelInfo:
-    """The model card's facts: parameter counts and sizes, input and output specs, the data."""
-    import torch
-
-    from nnreport import scoped
-
-    model = subject.model
-    params = list(model.parameters())
-    with scoped.eval_mode(model), torch.no_grad():
-        out = model(*inputs)
-    return ModelInfo(
-        name=subject.name or type(model).__name__,
-        class_name=f"{type(model).__module__}.{type(model).__qualname__}",
-        num_params=sum(p.numel() for p in params),
-        trainable_params=sum(p.numel() for p in params if p.requires_grad),
-        param_bytes=sum(p.numel() * p.element_size() for p in params),
-        buffer_bytes=sum(b.numel() * b.element_size() for b in model.buffers()),
-        inputs=tuple(TensorSpec(f"input {i}", tuple(t.shape), str(t.dtype).replace("torch.", "")) for i, t in enumerate(inputs)),
-        outputs=tuple(_output_specs(out, "output")),
-        model_spec=model_spec,
-        data_name=data.name if data else None,
-        data_description=data.description if data else "",
-        data_kind=data.kind if data else None,
-        num_train=len(data.x_train) if data else 0,
-        num_test=len(data.x_test) if data else 0,
-        class_names=_class_names(subject, data),
-    )
-
-
-def check_data(model: nn.Module, data: Dataset, inputs: tuple[torch.Tensor, ...]) -> None:
-    """Fail early, in one line, when the model cannot run on the data (wrong shape or dtype)."""
-    import torch
-
-    from nnreport import scoped
-
-    if len(inputs) != 1:
-        return  # data feeds single-input models only; analyses that need it say so
-    x = torch.from_numpy(np.ascontiguousarray(data.x_test[:2]))
-    try:
-        with scoped.eval_mode(model), torch.no_grad():
-            model(x)
-    except Exception as exc:
-        raise UsageError(f"the model cannot run on the data {data.name!r} (inputs {tuple(x.shape)} {x.dtype}): "
-                         f"{_first_line(exc)}") from None
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
-
-
-def _output_specs(out: Any, name: str) -> list[TensorSpec]:
-    import torch
-
-    if isinstance(out, torch.Tensor):
-        return [TensorSpec(name, tuple(out.shape), str(out.dtype).replace("torch.", ""))]
-    if isinstance(out, dict):
-        return [s for k, v in out.items() for s in _output_specs(v, f"{name}[{k!r}]")]
-    if isinstance(out, (tuple, list)):
-        return [s for i, v in enumerate(out) for s in _output_specs(v, f"{name}[{i}]")]
-    return []
-
-
-def _class_names(subject: Subject, data: Dataset | None) -> tuple[str, ...] | None:
-    if subject.class_names is not None:
-        return tuple(str(c) for c in subject.class_names)
-    return data.class_names if data is not None else None
-
-
 def _config_json(config: Any) -> str:
     return json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
 
 
 def inspect(
-    subject: Subject | nn.Module,
-    data: Dataset | None = None,
+    subject: Subject,
     config: ReportConfig | None = None,
     *,
-    example_inputs: tuple[torch.Tensor, ...] | None = None,
     progress: ProgressFn = silent,
     model_spec: str = "",
     cache: ResultCache | None = None,
 ) -> Inspection:
-    """Run every planned analysis on the subject and return the Inspection."""
+    """Run every planned analysis on a resolved subject (nnreport.loading.resolve) and return the Inspection."""
     import torch
 
-    from nnreport.loading import example_inputs as default_inputs
-    from nnreport.loading import load_data, load_model
-
     config = config or ReportConfig()
-    subject = load_model(subject)
-    if data is None and subject.data is not None:
-        data = load_data(subject.data, config.seed)
-    inputs = example_inputs or default_inputs(subject, data, None, config.seed)
-    if data is not None:
-        check_data(subject.model, data, inputs)
+    data, inputs = subject.data, tuple(subject.example_inputs)
     try:
         info = describe_model(subject, inputs, data, model_spec)
     except Exception as exc:
         shapes = ", ".join(f"{tuple(t.shape)} {t.dtype}" for t in inputs)
-        raise UsageError(f"the model cannot run on its example inputs ({shapes}): {_first_line(exc)}") from None
+        raise UsageError(f"the model cannot run on its example inputs ({shapes}): {first_line(exc)}") from None
     checkpoints = tuple(dict(c) for c in subject.checkpoints)
     ctx = Context(subject.model, inputs, data, info.class_names, config, progress,
                   checkpoints=checkpoints, history=tuple(float(h) for h in subject.history))

@@ -1,4 +1,4 @@
-"""Model specs and data specs -> nn.Module, example inputs and a Dataset."""
+"""Model specs and data specs -> nn.Module, example inputs and a Dataset, resolved once into a Subject."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nnreport.datasets import Dataset, builtin_names, load_builtin
-from nnreport.errors import SpecError
+from nnreport.errors import SpecError, UsageError, first_line
 from nnreport.subject import Subject
 
 if TYPE_CHECKING:
     import torch
+    from torch import nn
 
 MODEL_SPEC_HELP = (
     "a model spec is path/to/file.py:callable, package.module:callable, an exported program (.pt2), "
@@ -400,3 +401,39 @@ def example_inputs(subject: Subject, data: Dataset | None, input_shape: str | No
         g = torch.Generator().manual_seed(seed)
         return tuple(torch.randn(shape, generator=g) for shape in parse_shape(input_shape))
     raise SpecError("cannot tell the model's input; pass --data (e.g. --data digits) or --input-shape (e.g. 1,3,32,32)")
+
+
+def resolve(model: Any, data: Any = None, *, inputs: Any = None, input_shape: str | None = None,
+            seed: int = 0) -> Subject:
+    """Model, data and example inputs, resolved once: a Subject whose `data` is a Dataset (or None) and
+    whose `example_inputs` is a tuple of tensors. `data` (a spec, arrays, a Dataset) overrides the data the
+    model spec names, and `inputs` (a tensor or a tuple) its example inputs; the model must run on the data
+    (checked on two samples). Resolving a resolved subject again changes nothing."""
+    from dataclasses import replace
+
+    subject = load_model(model, seed=seed)
+    source = data if data is not None else subject.data
+    dataset = load_data(source, seed) if source is not None else None
+    if inputs is not None:
+        subject = replace(subject, example_inputs=inputs)
+    resolved = example_inputs(subject, dataset, input_shape, seed)
+    if dataset is not None:
+        check_data(subject.model, dataset, resolved)
+    return replace(subject, data=dataset, example_inputs=resolved)
+
+
+def check_data(model: nn.Module, data: Dataset, inputs: tuple[torch.Tensor, ...]) -> None:
+    """Fail early, in one line, when the model cannot run on the data (wrong shape or dtype)."""
+    import torch
+
+    from nnreport import scoped
+
+    if len(inputs) != 1:
+        return  # data feeds single-input models only; analyses that need it say so
+    x = torch.from_numpy(np.ascontiguousarray(data.x_test[:2]))
+    try:
+        with scoped.eval_mode(model), torch.no_grad():
+            model(x)
+    except Exception as exc:
+        raise UsageError(f"the model cannot run on the data {data.name!r} (inputs {tuple(x.shape)} {x.dtype}): "
+                         f"{first_line(exc)}") from None

@@ -446,3 +446,53 @@ def gpt_stack(blocks: int = 720, dim: int = 16) -> tuple[nn.Module, tuple[torch.
     """The GPT-style stack of the graph-scale benchmark: 720 blocks give about 10k ops."""
     _seeded()
     return GPTStack(blocks, dim).eval(), (torch.randint(0, 50, (1, 8)),)
+
+
+class TinyViT(nn.Module):
+    """A small ViT: patch convolution, class token, positional embedding, pre-norm nn.TransformerEncoderLayer
+    blocks (nn.MultiheadAttention, LayerNorm, GELU) and a linear head on the class token.
+    `bias=False` (with zero class token and positional embedding) makes every layer bias-free."""
+
+    def __init__(self, channels: int = 3, size: int = 16, patch: int = 4, dim: int = 16, depth: int = 2,
+                 heads: int = 2, classes: int = 4, bias: bool = True) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(channels, dim, patch, patch, bias=bias)
+        tokens = (size // patch) ** 2 + 1
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.1 if bias else torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.randn(1, tokens, dim) * 0.1 if bias else torch.zeros(1, tokens, dim))
+        self.blocks = nn.ModuleList(
+            nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout=0.0, activation="gelu", batch_first=True,
+                                       norm_first=True, bias=bias) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim, bias=bias)
+        self.head = nn.Linear(dim, classes, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.patch(x).flatten(2).transpose(1, 2)
+        h = torch.cat([self.cls_token.expand(len(h), -1, -1), h], 1) + self.pos
+        for block in self.blocks:
+            h = block(h)
+        return self.head(self.norm(h[:, 0]))
+
+
+class TokenTransformer(nn.Module):
+    """Token ids -> embedding + positional embedding -> nn.TransformerEncoderLayer blocks -> mean -> head."""
+
+    def __init__(self, vocab: int = 20, length: int = 8, dim: int = 16, depth: int = 2, heads: int = 2,
+                 classes: int = 2, bias: bool = True) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.pos = nn.Parameter(torch.randn(1, length, dim) * 0.1 if bias else torch.zeros(1, length, dim))
+        self.blocks = nn.ModuleList(
+            nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout=0.0, activation="gelu", batch_first=True,
+                                       bias=bias) for _ in range(depth))
+        self.head = nn.Linear(dim, classes, bias=bias)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        h = self.embed(tokens) + self.pos[:, :tokens.shape[1]]
+        for block in self.blocks:
+            h = block(h)
+        return self.head(h.mean(1))
+
+
+ZOO["vit"] = _build(TinyViT, lambda: _image(3, 16))
+ZOO["token_transformer"] = _build(TokenTransformer, lambda: (torch.randint(0, 20, (2, 8)),))

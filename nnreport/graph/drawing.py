@@ -391,6 +391,6 @@ class Drawing:
 
     def svg(self) -> str:
         """A standalone SVG document (styles inline) of this drawing."""
-        from nnreport.site.build import environment
+        from nnreport.templating import environment
 
         return environment().get_template("graph.svg").render(view=self.view, standalone=True)

@@ -9,17 +9,17 @@ import numpy as np
 import torch
 
 from nnreport import scoped
-from nnreport.analyses.neurons import (
+from nnreport.context import Context
+from nnreport.errors import Skipped
+from nnreport.neurons import layers as L
+from nnreport.neurons.receptive import Axis, receptive_fields, window
+from nnreport.neurons.results import (
     ActivationsConfig,
     ActivationsResult,
     LayerActivations,
     TopExamples,
     UnitStats,
 )
-from nnreport.context import Context
-from nnreport.errors import Skipped
-from nnreport.neurons import layers as L
-from nnreport.neurons.receptive import Axis, receptive_fields, window
 from nnreport.neurons.topk import Stats, TopK, argmax_positions, stream
 
 

@@ -11,7 +11,6 @@ import numpy as np
 import torch
 
 from nnreport import scoped
-from nnreport.analyses.neurons import ActivationsResult, ClassFacets, Facet, FacetsConfig, FacetsResult
 from nnreport.context import Context
 from nnreport.errors import Skipped
 from nnreport.neurons.activations import to_display
@@ -19,6 +18,7 @@ from nnreport.neurons.featvis import input_space
 from nnreport.neurons.layers import NotReached, capture, module_map
 from nnreport.neurons.maximise import Settings, maximise
 from nnreport.neurons.regularisers import HYPER_SETS
+from nnreport.neurons.results import ActivationsResult, ClassFacets, Facet, FacetsConfig, FacetsResult
 
 
 def _layers(ctx: Context, acts: ActivationsResult, config: FacetsConfig, classes: int) -> tuple[str, str]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnreport.analyses.neurons import ActivationsResult, FeatvisConfig, FeatvisResult, LayerFeatvis
 from nnreport.context import Context
 from nnreport.errors import Skipped
 from nnreport.neurons.layers import NotReached, module_map
 from nnreport.neurons.maximise import Settings, maximise
 from nnreport.neurons.param import InputSpace
 from nnreport.neurons.regularisers import HYPER_SETS
+from nnreport.neurons.results import ActivationsResult, FeatvisConfig, FeatvisResult, LayerFeatvis
 
 
 def input_space(ctx: Context, value_range: tuple[float, float] | None = None, mean: tuple[float, ...] | None = None,

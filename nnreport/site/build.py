@@ -19,10 +19,10 @@ from nnreport import __version__
 from nnreport.errors import UsageError
 from nnreport.inspection import AnalysisRecord, Inspection
 from nnreport.resources import resource_dir
-from nnreport.site import formatting
 from nnreport.site.assets import Assets
 from nnreport.site.pages import PageSpec, load_pages
 from nnreport.site.themes import Theme, load_theme
+from nnreport.templating import environment
 
 SINGLE_FILE_NAME = "report.html"
 MARKER = ".nnreport"  # marks a folder as an nnreport output, which a rebuild may replace
@@ -81,19 +81,6 @@ def chart_runtime() -> bytes:
     return vl_convert.javascript_bundle().encode("utf-8")  # type: ignore[call-arg]  # the stub omits the default
 
 
-def environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(resource_dir("templates"))),
-        autoescape=jinja2.select_autoescape(["html", "svg"], default=False),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(formatting.FILTERS)
-    return env
-
-
 def links(env: jinja2.Environment, url: Callable[[str], str], page_url: Callable[[str], str],
           anchor: Callable[..., str]) -> None:
     """Set how templates link: `url(asset path)`, `page_url(slug)`, `anchor(slug, fragment)`. They are
@@ -149,7 +136,7 @@ def render_files(insp: Inspection, theme: str = "light", single_file: bool = Fal
 
     With `static` other than "assets/", the shared files are left out: the pages load them from there."""
     theme_obj = load_theme(theme)
-    assets = Assets()
+    assets = Assets(palette=theme_obj.palette)
     pages = gather(insp, assets)
     nav = tuple(NavItem(p.spec.slug, p.spec.title, p.status) for p in pages)
     env = environment()
@@ -187,23 +174,37 @@ def _render_page(env: jinja2.Environment, p: RenderedPage, site: SiteInfo, layou
 def _single_file(env: jinja2.Environment, pages: list[RenderedPage], nav: tuple[NavItem, ...], insp: Inspection,
                  theme: Theme, assets: Assets) -> str:
     """All pages as sections of one HTML file, with images as data URIs and scripts inline."""
-    links(env, url=lambda path: _data_uri(path, assets.files[path]), page_url=lambda slug: f"#page-{slug}",
+    links(env, url=lambda path: data_uri(path, assets.files[path]), page_url=lambda slug: f"#page-{slug}",
           anchor=lambda slug, frag="": f"#{frag}" if frag else f"#page-{slug}")
     sections = []
     for p in pages:
         site = SiteInfo(insp.manifest.title, nav, p.spec.slug, theme, insp, __version__, True, CSP)
         sections.append(_render_page(env, p, site, "fragment.html"))
     site = SiteInfo(insp.manifest.title, nav, "index", theme, insp, __version__, True, CSP)
-    return env.get_template("single.html").render(
-        site=site, sections=list(zip(pages, sections, strict=True)), css=theme.css,
-        runtime=chart_runtime().decode("utf-8"),
-        script=(resource_dir("templates") / "static" / "nnreport.js").read_text(encoding="utf-8"),
+    return single_file_page(env, "single.html", site, sections=list(zip(pages, sections, strict=True)))
+
+
+def single_file_page(env: jinja2.Environment, template: str, site: SiteInfo, **context: Any) -> str:
+    """One self-contained HTML file (reports and comparisons): `template`, which is single.html or extends
+    it, with the theme's CSS, the chart runtime and the page script inline."""
+    return env.get_template(template).render(
+        site=site, css=site.theme.css, runtime=chart_runtime().decode("utf-8"),
+        script=(resource_dir("templates") / "static" / "nnreport.js").read_text(encoding="utf-8"), **context,
     )
 
 
-def _data_uri(path: str, data: bytes) -> str:
+def data_uri(path: str, data: bytes) -> str:
+    """An asset inlined for the single-file site."""
     mime = mimetypes.guess_type(path)[0] or "application/octet-stream"
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+SUMMARY_LIMIT = 60_000  # characters a pull-request comment can hold, with room to spare
+
+
+def cap_summary(text: str) -> str:
+    """A summary.md cut to SUMMARY_LIMIT characters, saying so."""
+    return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 40] + "\n\n_(summary truncated)_\n"
 
 
 def _bundle_files(insp: Inspection) -> dict[str, bytes]:
@@ -222,9 +223,7 @@ def summary_markdown(insp: Inspection, pages: list[RenderedPage]) -> str:
                 extra.append(p.spec.markdown(insp).strip())
             except Exception as exc:  # the summary must not fail the build
                 extra.append(f"_{p.spec.title}: summary unavailable ({type(exc).__name__})_")
-    text = env.get_template("summary.md").render(insp=insp, m=insp.manifest, extra=[e for e in extra if e])
-    limit = 60_000
-    return text if len(text) <= limit else text[: limit - 40] + "\n\n_(summary truncated)_\n"
+    return cap_summary(env.get_template("summary.md").render(insp=insp, m=insp.manifest, extra=[e for e in extra if e]))
 
 
 def write_atomic(files: dict[str, bytes], out: str | Path) -> Path:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from nnreport.analyses.graph import GraphResult
 from nnreport.resources import resource_dir
 from nnreport.site.pages import page
 
 if TYPE_CHECKING:
-    from nnreport.analyses.graph import GraphResult
     from nnreport.graph.ir import Graph, View
     from nnreport.graph.packed import PackedGraph
     from nnreport.inspection import AnalysisRecord, Inspection
@@ -63,7 +63,7 @@ def _legend(graph: Graph) -> tuple[LegendEntry, ...]:
 
 
 def _markdown(insp: Inspection) -> str:
-    result: Any = insp.result("graph")
+    result = insp.get("graph", GraphResult)
     if result is None:
         return ""
     g = result.graph
@@ -74,7 +74,7 @@ def _markdown(insp: Inspection) -> str:
 
 @page("graph", title="Graph", analyses=("graph",), order=10, markdown=_markdown)
 def graph_page(insp: Inspection, assets: Assets) -> GraphPage:
-    result: Any = insp.result("graph")
+    result = insp.require("graph", GraphResult)
     graph = result.graph
     record = insp.record("graph")
     names = (LAYOUT_SCRIPT, VIEWER_SCRIPT)

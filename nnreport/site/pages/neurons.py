@@ -7,18 +7,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nnreport.neurons.results import (
+    ActivationsResult,
+    ClassFacets,
+    FacetsResult,
+    FeatvisResult,
+    LayerActivations,
+    LayerFeatvis,
+)
 from nnreport.site import images
 from nnreport.site.pages import page
 
 if TYPE_CHECKING:
-    from nnreport.analyses.neurons import (
-        ActivationsResult,
-        ClassFacets,
-        FacetsResult,
-        FeatvisResult,
-        LayerActivations,
-        LayerFeatvis,
-    )
     from nnreport.inspection import AnalysisRecord, Inspection
     from nnreport.site.assets import Assets, ChartRef, ImageRef
 
@@ -222,9 +222,9 @@ def _facets_view(cf: ClassFacets, assets: Assets) -> ClassFacetsView:
 def _layers(insp: Inspection, assets: Assets, gallery: bool) -> tuple[LayerView, ...]:
     """Per layer: for the gallery page, activation grids and the first GALLERY_UNITS cards; for the units
     page, every card with its facets (each page draws only what it shows)."""
-    acts: ActivationsResult = insp.result("activations")  # type: ignore[assignment]
-    fv: FeatvisResult | None = insp.result("featvis")
-    fc: FacetsResult | None = insp.result("facets")
+    acts = insp.require("activations", ActivationsResult)
+    fv = insp.get("featvis", FeatvisResult)
+    fc = insp.get("facets", FacetsResult)
     by_path = {lf.path: lf for lf in fv.layers} if fv is not None else {}
     facets = {c.index: c for c in fc.classes} if fc is not None else {}
     out = []
@@ -257,9 +257,9 @@ def _layers(insp: Inspection, assets: Assets, gallery: bool) -> tuple[LayerView,
 
 
 def _page(insp: Inspection, assets: Assets, gallery: bool) -> NeuronsPage:
-    acts: ActivationsResult = insp.result("activations")  # type: ignore[assignment]
-    fv: FeatvisResult | None = insp.result("featvis")
-    fc: FacetsResult | None = insp.result("facets")
+    acts = insp.require("activations", ActivationsResult)
+    fv = insp.get("featvis", FeatvisResult)
+    fc = insp.get("facets", FacetsResult)
     records = tuple(r for r in (insp.record(a) for a in ANALYSES) if r is not None)
     method = ""
     if fv is not None:
@@ -284,14 +284,14 @@ def _inputs(acts: ActivationsResult, assets: Assets) -> tuple[tuple[str, ImageRe
 
 
 def _markdown(insp: Inspection) -> str:
-    acts: ActivationsResult | None = insp.result("activations")
+    acts = insp.get("activations", ActivationsResult)
     if acts is None:
         return ""
     dead = sum(int(layer.dead.sum()) for layer in acts.layers)
     sat = sum(int(layer.saturated.sum()) for layer in acts.layers)
     units = sum(layer.shown for layer in acts.layers)
     line = f"**Neurons**: {units} units in {len(acts.layers)} layers; {dead} dead, {sat} saturated."
-    fv: FeatvisResult | None = insp.result("featvis")
+    fv = insp.get("featvis", FeatvisResult)
     if fv is not None:
         rose = np.concatenate([(lf.trace[:, -1] > lf.trace[:, 0]) for lf in fv.layers])
         line += f" Activation maximisation raised {rose.mean():.0%} of the units' activations."
