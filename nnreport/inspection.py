@@ -10,7 +10,7 @@ from typing import Any, Literal, TypeVar
 from nnreport import codec
 from nnreport.errors import BundleError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the graph result holds the packed graph (graph/packed.py)
 MANIFEST = "manifest.json"
 Status = Literal["ok", "skipped", "failed"]
 T = TypeVar("T")
@@ -124,7 +124,7 @@ class Inspection:
 
     @classmethod
     def load(cls, directory: str | Path) -> Inspection:
-        """Read a bundle written by `save`; refuses a newer format with a clear message."""
+        """Read a bundle written by `save`; refuses a newer or older format with a clear message."""
         from nnreport.analyses import REGISTRY, load_all
 
         folder = Path(directory)
@@ -141,6 +141,11 @@ class Inspection:
         if not isinstance(version, int) or version > FORMAT_VERSION:
             raise BundleError(
                 f"{path} has bundle format {version}, newer than this nnreport reads ({FORMAT_VERSION}); upgrade nnreport"
+            )
+        if version < FORMAT_VERSION:
+            raise BundleError(
+                f"{path} has bundle format {version}, older than this nnreport reads ({FORMAT_VERSION}); "
+                "build the report again (nnreport build) to re-inspect the model"
             )
         manifest = codec.decode(Manifest, tree, {})
         load_all()
