@@ -11,7 +11,7 @@ from nnreport import codec
 from nnreport.errors import BundleError
 from nnreport.readers import read_bytes, read_text
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the graph result holds the packed graph (graph/packed.py)
 MANIFEST = "manifest.json"
 Status = Literal["ok", "skipped", "failed"]
 T = TypeVar("T")
@@ -130,7 +130,7 @@ class Inspection:
 
     @classmethod
     def load(cls, directory: str | Path) -> Inspection:
-        """Read a bundle written by `save`; refuses a newer format with a clear message."""
+        """Read a bundle written by `save`; refuses a newer or older format with a clear message."""
         from nnreport.analyses import REGISTRY, load_all
 
         folder = Path(directory)
@@ -144,6 +144,11 @@ class Inspection:
         if not isinstance(version, int) or version > FORMAT_VERSION:
             raise BundleError(
                 f"{path} has bundle format {version}, newer than this nnreport reads ({FORMAT_VERSION}); upgrade nnreport"
+            )
+        if version < FORMAT_VERSION:
+            raise BundleError(
+                f"{path} has bundle format {version}, older than this nnreport reads ({FORMAT_VERSION}); "
+                "build the report again (nnreport build) to re-inspect the model"
             )
         try:
             manifest = codec.decode(Manifest, tree, {})

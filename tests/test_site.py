@@ -147,6 +147,18 @@ def test_newer_bundle_format_is_refused(iris_report: Path, tmp_path: Path, capsy
     assert "newer than this nnreport reads" in err and "upgrade" in err and len(err.splitlines()) == 1
 
 
+def test_older_bundle_format_is_refused(iris_report: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bundle from before the packed graph (format 1) is refused in one line, not misread."""
+    bundle = tmp_path / "bundle"
+    Inspection.load(iris_report).save(bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["format_version"] = FORMAT_VERSION - 1
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["render", str(bundle), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "older than this nnreport reads" in err and "build the report again" in err and len(err.splitlines()) == 1
+
+
 @pytest.mark.parametrize("theme", ["light", "dark", "paper"])
 def test_themes_style_pages_and_charts(theme: str, iris_report: Path, tmp_path: Path) -> None:
     from nnreport.site.themes import load_theme

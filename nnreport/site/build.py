@@ -66,7 +66,8 @@ class RenderedPage:
 
 # No request can leave the page: everything is inline or a file beside it.
 CSP = ("default-src 'none'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
-       "img-src 'self' data:; font-src 'self' data:; connect-src 'none'; form-action 'none'; base-uri 'none'")
+       "img-src 'self' data:; font-src 'self' data:; connect-src 'none'; form-action 'none'; base-uri 'none'; "
+       "worker-src blob:")
 
 
 @cache
