@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -190,3 +191,29 @@ def test_pictures_go_through_the_one_image_macro() -> None:
     templates = Path(__file__).resolve().parents[1] / "templates"
     raw = {p.name: p.read_text(encoding="utf-8").count("<img") for p in templates.rglob("*.html")}
     assert {name: n for name, n in raw.items() if n} == {"macros.html": 1}
+
+
+# CSS named colours a chart or SVG might spell out (the common ones; hex is caught by the pattern).
+NAMED_COLOURS = frozenset(
+    "white black gray grey silver red green blue yellow orange purple pink brown cyan magenta navy teal olive maroon "
+    "lime aqua fuchsia gold tan beige ivory khaki coral salmon crimson indigo violet orchid plum lavender turquoise "
+    "steelblue skyblue lightgray lightgrey darkgray darkgrey dimgray dimgrey gainsboro whitesmoke snow "
+    "slategray slategrey darkred darkgreen darkblue lightblue lightgreen firebrick tomato chocolate sienna".split())
+HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
+
+
+def colour_literals(source: str) -> list[tuple[int, str]]:
+    """(line, text) of every string literal in source that is a hex or named colour."""
+    return sorted((n.lineno, n.value) for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Constant)
+            and isinstance(n.value, str) and (HEX_COLOUR.match(n.value) or n.value.lower() in NAMED_COLOURS))
+
+
+def test_colour_literal_finder_finds_colours() -> None:
+    src = 'a = "#888"\nb = f(color="white")\nc = "#1f2328"\nd = "whitespace"\ne = "#zz"\n'
+    assert colour_literals(src) == [(1, "#888"), (2, "white"), (3, "#1f2328")]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "site" / "pages").glob("*.py")), ids=lambda p: p.name)
+def test_pages_take_colours_from_the_theme_palette(path: Path) -> None:
+    found = colour_literals(path.read_text(encoding="utf-8"))
+    assert not found, f"colour literals {found}: add an entry to [palette] in themes/*/theme.toml and use assets.palette"

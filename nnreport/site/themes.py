@@ -26,6 +26,9 @@ class Palette:
     categorical: tuple[str, ...] = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2",
                                     "#ff9da6", "#9d755d", "#bab0ac")
     accent: str = "#e45756"  # what a chart points at: the trained weights, the training path
+    neutral: str = "#888888"  # reference lines (a diagonal, a chance level, epoch marks), unlabelled points
+    ink: str = "#222222"  # dark outlines and markers drawn over a picture: label halos, point strokes
+    paper: str = "#ffffff"  # light strokes and text drawn over a picture: contour lines and their labels
     # Colour maps (nnreport.site.images): magnitudes (loss), intensities (unsigned relevance, accuracy), signed values.
     sequential: ColourMap = "viridis"
     heat: ColourMap = "magma"

@@ -89,12 +89,12 @@ def contour_chart(surface: Surface, title: str, path: tuple[np.ndarray, np.ndarr
               zip(levels, drawing.label_positions(pieces, float(np.ptp(x)), float(np.ptp(y))), strict=True) if pos]
     layers = [heat]
     if segs:
-        layers.append(alt.Chart(alt.Data(values=segs)).mark_rule(color="white", strokeWidth=1.1, opacity=0.9).encode(
+        layers.append(alt.Chart(alt.Data(values=segs)).mark_rule(color=palette.paper, strokeWidth=1.1, opacity=0.9).encode(
             x=alt.X("x:Q", scale=xs), y=alt.Y("y:Q", scale=ys), x2="x2:Q", y2="y2:Q"))
         text = alt.Chart(alt.Data(values=labels)).encode(x=alt.X("x:Q", scale=xs), y=alt.Y("y:Q", scale=ys),
                                                          text="text:N")
-        layers += [text.mark_text(stroke="#222", strokeWidth=3, fontSize=10, fontWeight="bold"),
-                   text.mark_text(color="white", fontSize=10, fontWeight="bold")]
+        layers += [text.mark_text(stroke=palette.ink, strokeWidth=3, fontSize=10, fontWeight="bold"),
+                   text.mark_text(color=palette.paper, fontSize=10, fontWeight="bold")]
     if path is not None:
         px, py = path
         rows = [{"x": float(a), "y": float(b), "step": i, "what": "final model" if i == len(px) - 1 else f"snapshot {i}"}
@@ -104,7 +104,7 @@ def contour_chart(surface: Surface, title: str, path: tuple[np.ndarray, np.ndarr
         layers += [line.mark_line(color=palette.accent, strokeWidth=2),
                    line.mark_point(color=palette.accent, filled=True, size=40).encode(tooltip=["what:N", "step:Q"])]
     centre = alt.Chart(alt.Data(values=[{"x": 0.0, "y": 0.0}])).mark_point(
-        shape="cross", color=palette.accent if path is None else "black", size=90, strokeWidth=2).encode(
+        shape="cross", color=palette.accent if path is None else palette.ink, size=90, strokeWidth=2).encode(
         x=alt.X("x:Q", scale=xs), y=alt.Y("y:Q", scale=ys))
     layers.append(centre)
     return alt.layer(*layers).properties(width=SIZE, height=SIZE, title=title)
@@ -153,7 +153,7 @@ def curve_chart(curve: Curve, title: str, x_title: str, marks: tuple[float, ...]
                 axis=alt.Axis(titleColor=acc_colour, format="%")))
     layers = [loss, acc]
     if marks:
-        rules = alt.Chart(alt.Data(values=[{"t": m} for m in marks])).mark_rule(color="#888", strokeDash=[2, 2]
+        rules = alt.Chart(alt.Data(values=[{"t": m} for m in marks])).mark_rule(color=palette.neutral, strokeDash=[2, 2]
                                                                                 ).encode(x="t:Q")
         layers.append(rules)
     return alt.layer(*layers).resolve_scale(y="independent").properties(width=2 * SIZE, height=200, title=title)

@@ -230,7 +230,7 @@ def _points(r: PlaygroundResult, colours: Palette) -> list[Point]:
     for pts, labels, test in ((r.train_points, r.train_labels, False), (r.test_points, r.test_labels, True)):
         for (px, py), lab in zip(pts, labels, strict=True):
             if lab < 0:
-                colour = "#444444"
+                colour = colours.neutral
             elif binary:
                 colour = colours.positive if lab == 1 else colours.negative
             else:
@@ -249,7 +249,7 @@ def _legend(r: PlaygroundResult, colours: Palette) -> tuple[tuple[str, str], ...
 
 def _curves(r: PlaygroundResult, width: int, height: int, colours: Palette) -> tuple[list[Curve], list[float], str]:
     n = len(r.snapshot_labels)
-    series = [("training loss (recorded)", r.history, "#888888", True)]
+    series = [("training loss (recorded)", r.history, colours.neutral, True)]
     if r.train_loss is not None and r.test_loss is not None:
         series += [("train loss", r.train_loss, colours.categorical[0], False), ("test loss", r.test_loss, colours.categorical[1], False)]
     finite = [float(v) for _, s, _, _ in series for v in s if math.isfinite(float(v))]
@@ -293,5 +293,5 @@ def playground_page(insp: Inspection, assets: Assets) -> PlaygroundPage:
         labels=r.snapshot_labels, edge_frames=tuple(tuple(f) for f in frames), curves=tuple(curves),
         loss_width=380, loss_height=170, loss_x=tuple(loss_x), loss_max=loss_max, stats=_stats(r),
         output_kind=r.output_kind, projected=len(r.base) > 2,
-        point_stroke="#ffffff" if r.output_kind == "value" or len(r.class_names) == 2 else "#222222", notes=r.notes,
+        point_stroke=assets.palette.paper if r.output_kind == "value" or len(r.class_names) == 2 else assets.palette.ink, notes=r.notes,
     )

@@ -283,7 +283,7 @@ def _conservation_chart(res: RelevanceResult, titles: dict[str, str], assets: As
         color=alt.Color("method:N", title="composite"),
         tooltip=["method:N", alt.Tooltip("score:Q", format=".3f"), alt.Tooltip("sum:Q", format=".3f")])
     diagonal = alt.Chart(alt.Data(values=[{"score": lo, "sum": lo}, {"score": hi, "sum": hi}])).mark_line(
-        color="#888", strokeDash=[4, 3]).encode(x="score:Q", y="sum:Q")
+        color=assets.palette.neutral, strokeDash=[4, 3]).encode(x="score:Q", y="sum:Q")
     text = ("Each point is one sample. On the dashed line the relevance sums exactly to the score; below "
             "it, biases (and BatchNorm shifts folded into them) absorbed relevance.")
     if any(c.method == "lrp_epsilon" for c in res.conservation):
@@ -303,7 +303,7 @@ def _mask_chart(res: RelevanceResult, titles: dict[str, str], assets: Assets) ->
         y=alt.Y("method:N", sort="-x", title=None), x=alt.X("share:Q", title="share of positive relevance inside the object",
                                                           scale=alt.Scale(domain=[0, 1])),
         tooltip=["method:N", alt.Tooltip("share:Q", format=".1%"), alt.Tooltip("se:Q", format=".1%")])
-    area = alt.Chart(alt.Data(values=[{"area": res.mask_area}])).mark_rule(color="#888", strokeDash=[4, 3]).encode(x="area:Q")
+    area = alt.Chart(alt.Data(values=[{"area": res.mask_area}])).mark_rule(color=assets.palette.neutral, strokeDash=[4, 3]).encode(x="area:Q")
     return assets.chart((bars + area).properties(width=360, height=18 * len(values) + 20), "Relevance inside the object mask",
                         f"Dashed: the object's share of the image ({res.mask_area:.0%}), what a random map would get.")
 
