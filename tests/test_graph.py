@@ -272,8 +272,9 @@ def test_draw_graph_accepts_a_single_tensor_and_group_ids() -> None:
 
 
 def test_analysis_result_round_trips_and_stays_small() -> None:
-    from nnreport.analyses.graph import GraphConfig, GraphResult, graph_analysis
+    from nnreport.analyses.graph import graph_analysis
     from nnreport.context import Context
+    from nnreport.graph.results import GraphConfig, GraphResult
 
     model, inputs = ZOO["resnet"]()
     result = graph_analysis(Context(model, inputs), GraphConfig())

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Literal
 from nnreport.graph.drawing import all_groups, draw_view, shape_label
 
 if TYPE_CHECKING:
-    from nnreport.analyses.graph import GraphResult
     from nnreport.graph.ir import Graph, Group, OpNode, View
+    from nnreport.graph.results import GraphResult
 
 Status = Literal["same", "changed", "added"]
 # Most boxes drawn: past this, only the outermost changed groups are opened.

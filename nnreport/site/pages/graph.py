@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nnreport.analyses.graph import GraphResult
+from nnreport.graph.results import GraphResult
 from nnreport.resources import resource_dir
 from nnreport.site.pages import page
 
