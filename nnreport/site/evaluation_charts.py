@@ -34,9 +34,8 @@ def scheme(cmap: images.ColourMap) -> dict[str, Any]:
 
 
 def neutral(palette: Palette) -> str:
-    """Reference lines (chance, perfect calibration, zero error): the palette's last categorical colour, a grey
-    in every bundled theme."""
-    return palette.categorical[-1]
+    """Reference lines (chance, perfect calibration, zero error): the theme's neutral grey."""
+    return palette.neutral
 
 
 def classes_scale(palette: Palette, count: int) -> Any:
