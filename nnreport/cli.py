@@ -50,6 +50,10 @@ def _add_inspect_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-timings", action="store_true",
                    help="leave analysis run times off the report (cold builds then compare byte-identical)")
     p.add_argument("--title", help="the report's title")
+    p.add_argument("--device", metavar="DEVICE", help="auto (default: CUDA when available, else CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
+                   help="autocast for forward-heavy analyses (default fp32; attribution gradients stay fp32)")
+    p.add_argument("--memory-budget", metavar="SIZE", help="working memory per analysis, e.g. 4GB (default: from free memory)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--checkpoints", type=_csv, metavar="A.pt,B.pt",
                    help="training snapshots (state dicts, oldest first) for trajectories and the playground slider")
     b.add_argument("--out", default="nnreport-report", metavar="DIR", help="output folder (default ./nnreport-report)")
+    b.add_argument("--plan", action="store_true", help="measure the model, print what each analysis will compute "
+                   "to fit the preset's time budget, and exit")
     _add_inspect_options(b)
     _add_site_options(b)
 
@@ -111,7 +117,8 @@ def _config(args: argparse.Namespace) -> Any:
     config = load_toml(args.config) if getattr(args, "config", None) else ReportConfig()
     overrides = {
         "preset": args.preset, "seed": args.seed, "only": args.only, "skip": args.skip, "theme": args.theme,
-        "single_file": args.single_file, "title": args.title,
+        "single_file": args.single_file, "title": args.title, "device": args.device, "precision": args.precision,
+        "memory_budget": args.memory_budget,
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if args.no_cache:
@@ -133,12 +140,37 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     config = _config(args)
     _check_theme(config.theme)
+    _check_device(config.device)
     subject = load_model(args.model, factory=args.factory, unsafe_pickle=args.unsafe_pickle, seed=config.seed)
     if args.checkpoints:
         subject.checkpoints = load_checkpoints(args.checkpoints, subject.model)
     data = load_data(args.data, config.seed) if args.data else None
-    insp = api.inspect(subject, data, config, input_shape=args.input_shape, progress=_progress(), model_spec=args.model)
+    try:
+        insp = api.inspect(subject, data, config, input_shape=args.input_shape, progress=_progress(),
+                           model_spec=args.model, on_plan=_show_plan(args.plan))
+    except PlanShown:
+        return EXIT_OK
     return _write(insp, args.out, config)
+
+
+class PlanShown(Exception):
+    """`build --plan`: the plan was printed; nothing is computed."""
+
+
+def _show_plan(only: bool) -> Any:
+    def show(plan: Any) -> None:
+        if os.environ.get("RANK", "0") == "0":
+            print("\n".join(plan.lines()), file=sys.stderr if not only else sys.stdout, flush=True)
+        if only:
+            raise PlanShown
+
+    return show
+
+
+def _check_device(spec: str) -> None:
+    from nnreport.device import resolve_device
+
+    resolve_device(spec)  # a device that is not there fails before the model is loaded
 
 
 def _check_theme(name: str) -> None:
@@ -181,8 +213,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     config = _config(args)
     _check_theme(config.theme)
+    _check_device(config.device)
     subject, data, name = demo_subject(playground=args.playground, seed=config.seed, progress=_progress())
-    insp = api.inspect(subject, data, config, progress=_progress(), model_spec=f"nnreport demo ({name})")
+    insp = api.inspect(subject, data, config, progress=_progress(), model_spec=f"nnreport demo ({name})",
+                       on_plan=_show_plan(False))
     return _write(insp, args.out or ("nnreport-playground" if args.playground else "nnreport-demo"), config)
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from nnreport.device import Precision, check_device_spec, check_precision, parse_bytes
 from nnreport.errors import UsageError
 
 if sys.version_info >= (3, 11):
@@ -38,14 +39,26 @@ class ReportConfig:
     # Most samples any analysis takes from the data's test split.
     max_samples: int = 512
     analyses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Where analyses compute: auto (CUDA when available, else the CPU), cpu, cuda, cuda:N or mps.
+    device: str = "auto"
+    # Autocast for forward-heavy work (accuracy, landscape grid, top-k streaming, region perturbation).
+    precision: Precision = "fp32"
+    # Working memory of one analysis at a time, e.g. "4GB" (None: from the device's free memory).
+    memory_budget: str | int | None = None
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             raise UsageError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        check_device_spec(self.device)
+        check_precision(self.precision)
+        if self.memory_budget is not None:
+            parse_bytes(self.memory_budget)
 
-    def analysis_config(self, name: str, config_type: type) -> Any:
-        """The config of analysis `name`: its defaults, then the preset's, then the user's overrides."""
+    def analysis_config(self, name: str, config_type: type, planned: dict[str, Any] | None = None) -> Any:
+        """The config of analysis `name`: its defaults, then the preset's, then the time plan's (`planned`),
+        then the user's overrides."""
         values: dict[str, Any] = dict(getattr(config_type, "PRESETS", {}).get(self.preset, {}))
+        values.update(planned or {})
         values.update(self.analyses.get(name, {}))
         return build_dataclass(config_type, values, where=f"[analyses.{name}]")
 

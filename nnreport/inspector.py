@@ -7,6 +7,7 @@ import json
 import platform
 import time
 import traceback
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from nnreport.cache import (
 from nnreport.config import ReportConfig
 from nnreport.context import Context
 from nnreport.datasets import Dataset
+from nnreport.device import default_budget, deterministic_algorithms, parse_bytes, resolve_device
 from nnreport.errors import Skipped, UsageError
 from nnreport.inspection import (
     FORMAT_VERSION,
@@ -34,6 +36,7 @@ from nnreport.inspection import (
     Provenance,
     TensorSpec,
 )
+from nnreport.planning import BudgetPlan, time_plan
 from nnreport.progress import ProgressEvent, ProgressFn, silent
 from nnreport.subject import Subject
 
@@ -50,6 +53,22 @@ def plan(config: ReportConfig) -> list[Analysis]:
     except KeyError as exc:
         raise UsageError(str(exc.args[0])) from None
     return [a for a in ordered(names) if a.name not in skip]
+
+
+def on_device(subject: Subject, device: str) -> Subject:
+    """The subject with its model on `device`: the model itself when it is already there, else a deep copy
+    moved once (the user's model is left exactly where it was)."""
+    import copy
+
+    from nnreport.device import model_device, same_device
+
+    if same_device(model_device(subject.model), device):
+        return subject
+    try:
+        moved = copy.deepcopy(subject.model).to(device)
+    except Exception as exc:
+        raise UsageError(f"the model cannot be moved to {device}: {_first_line(exc)}") from None
+    return dataclasses.replace(subject, model=moved)
 
 
 def describe_model(subject: Subject, inputs: tuple[torch.Tensor, ...], data: Dataset | None, model_spec: str) -> ModelInfo:
@@ -89,7 +108,7 @@ def check_data(model: nn.Module, data: Dataset, inputs: tuple[torch.Tensor, ...]
 
     if len(inputs) != 1:
         return  # data feeds single-input models only; analyses that need it say so
-    x = torch.from_numpy(np.ascontiguousarray(data.x_test[:2]))
+    x = torch.from_numpy(np.ascontiguousarray(data.x_test[:2])).to(inputs[0].device)
     try:
         with scoped.eval_mode(model), torch.no_grad():
             model(x)
@@ -134,8 +153,10 @@ def inspect(
     progress: ProgressFn = silent,
     model_spec: str = "",
     cache: ResultCache | None = None,
+    on_plan: Callable[[BudgetPlan], None] | None = None,
 ) -> Inspection:
-    """Run every planned analysis on the subject and return the Inspection."""
+    """Run every planned analysis on the subject and return the Inspection. The time plan (see
+    nnreport.planning) is handed to `on_plan` before any analysis runs (the CLI prints it)."""
     import torch
 
     from nnreport.loading import example_inputs as default_inputs
@@ -143,9 +164,11 @@ def inspect(
 
     config = config or ReportConfig()
     subject = load_model(subject)
+    device = resolve_device(config.device)
+    subject = on_device(subject, device)
     if data is None and subject.data is not None:
         data = load_data(subject.data, config.seed)
-    inputs = example_inputs or default_inputs(subject, data, None, config.seed)
+    inputs = tuple(t.to(device) for t in (example_inputs or default_inputs(subject, data, None, config.seed)))
     if data is not None:
         check_data(subject.model, data, inputs)
     try:
@@ -153,23 +176,33 @@ def inspect(
     except Exception as exc:
         shapes = ", ".join(f"{tuple(t.shape)} {t.dtype}" for t in inputs)
         raise UsageError(f"the model cannot run on its example inputs ({shapes}): {_first_line(exc)}") from None
-    checkpoints = tuple(dict(c) for c in subject.checkpoints)
+    checkpoints = tuple({k: v.to(device) for k, v in c.items()} for c in subject.checkpoints)
+    budget = parse_bytes(config.memory_budget) if config.memory_budget is not None else default_budget(device)
     ctx = Context(subject.model, inputs, data, info.class_names, config, progress,
-                  checkpoints=checkpoints, history=tuple(float(h) for h in subject.history))
+                  checkpoints=checkpoints, history=tuple(float(h) for h in subject.history),
+                  device=device, precision=config.precision, memory_budget=budget)
     store = cache or ResultCache()
     versions = [__version__, code_fingerprint(), torch.__version__, np.__version__]
     subject_fp = digest([model_fingerprint(subject.model), tensors_fingerprint(inputs), dataset_fingerprint(data),
                          json.dumps(info.class_names), str(config.seed), str(config.max_samples),
                          tensors_fingerprint(t for c in checkpoints for _, t in sorted(c.items())),
-                         json.dumps(list(subject.history))] + versions)
+                         json.dumps(list(subject.history)), device.split(":")[0], config.precision] + versions)
+    specs = plan(config)
+    budget_plan = time_plan(ctx, specs)
+    if on_plan is not None:
+        on_plan(budget_plan)
     records: list[AnalysisRecord] = []
     fingerprints: dict[str, str] = {}
-    for spec in plan(config):
-        analysis_config = config.analysis_config(spec.name, spec.config_type)
+    for spec in specs:
+        chosen = budget_plan.choices.get(spec.name)
+        analysis_config = config.analysis_config(spec.name, spec.config_type, chosen.values if chosen else None)
         fp = digest([spec.name, _config_json(analysis_config), subject_fp] + [fingerprints.get(d, "") for d in spec.requires])
         fingerprints[spec.name] = fp
-        records.append(_run_one(spec, analysis_config, ctx, fp, store if config.cache else None, progress))
-    provenance = Provenance(__version__, torch.__version__, np.__version__, platform.python_version(), config.seed, config.preset)
+        record = _run_one(spec, analysis_config, ctx, fp, store if config.cache else None, progress)
+        records.append(dataclasses.replace(record, plan=chosen.reason) if chosen and chosen.reason else record)
+    provenance = Provenance(__version__, torch.__version__, np.__version__, platform.python_version(), config.seed,
+                            config.preset, device=device, precision=config.precision,
+                            deterministic=deterministic_algorithms() if device != "cpu" else None)
     title = config.title or f"{info.name} — nnreport"
     return Inspection(Manifest(FORMAT_VERSION, title, info, provenance, tuple(records)), dict(ctx.results))
 

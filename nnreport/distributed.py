@@ -1,0 +1,78 @@
+"""Data-parallel analyses under torchrun: each process computes its share of a list of work items and
+every process receives all results, in order, so the merge is the same as in one process.
+
+`torchrun --nproc_per_node=N -m nnreport build ...` on one machine, or with `--nnodes`, `--node_rank`
+and `--rdzv_endpoint` across machines; gloo on CPUs, nccl when CUDA is available. Outside torchrun
+(WORLD_SIZE unset or 1) everything runs in this process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def rank_world() -> tuple[int, int]:
+    """(rank, world size); under torchrun the default process group is started once here."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    from nnreport.landscape.surface import maybe_init_distributed
+
+    return maybe_init_distributed()
+
+
+def share(count: int) -> list[int]:
+    """The items of a list of `count` this process computes: i ≡ rank (mod world)."""
+    rank, world = rank_world()
+    return [i for i in range(count) if i % world == rank]
+
+
+def gather(local: dict[int, Any], count: int) -> list[Any]:
+    """Every process's {index: result}, merged into one list of `count` results (each item was computed by
+    exactly one process). Results are small numpy arrays or plain values (sent pickled)."""
+    rank, world = rank_world()
+    if world == 1:
+        return [local[i] for i in range(count)]
+    import torch.distributed as dist
+
+    parts: list[Any] = [None] * world
+    dist.all_gather_object(parts, local)
+    merged: dict[int, Any] = {}
+    for part in parts:
+        merged.update(part)
+    return [merged[i] for i in range(count)]
+
+
+def map_shared(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """[fn(item) for item in items], the items split over the torchrun processes; all get every result."""
+    _rank, world = rank_world()
+    if world == 1:
+        return [fn(item) for item in items]
+    return gather({i: fn(items[i]) for i in share(len(items))}, len(items))
+
+
+def stream_shared(fn: Callable[[int], R], count: int) -> Iterator[R]:
+    """fn(0), fn(1), … fn(count - 1) in order. In one process they are computed one at a time as the caller
+    consumes them (so memory does not grow with `count`); under torchrun each process computes its share
+    and the results are gathered first."""
+    _rank, world = rank_world()
+    if world == 1:
+        return (fn(i) for i in range(count))
+    return iter(gather({i: fn(i) for i in share(count)}, count))
+
+
+def broadcast_floats(values: Iterable[float]) -> list[float]:
+    """Rank 0's values on every process (e.g. a timing that decides a plan all processes must share)."""
+    values = [float(v) for v in values]
+    _rank, world = rank_world()
+    if world == 1:
+        return values
+    import torch.distributed as dist
+
+    box: list[Any] = [values]
+    dist.broadcast_object_list(box, src=0)
+    return [float(v) for v in box[0]]
