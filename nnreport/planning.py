@@ -59,7 +59,7 @@ class BudgetPlan:
             head += (f"; one sample takes {self.timing.forward * 1e3:.2f} ms forward, "
                      f"{self.timing.backward * 1e3:.2f} ms forward + backward")
         out = [head]
-        for name, c in self.choices.items():
+        for c in self.choices.values():
             out.append(f"  {c.reason} (estimated {c.estimate:.0f} s; preset settings {c.before:.0f} s)")
         if self.budget and not self.choices:
             out.append("  every analysis keeps the preset's settings (they fit the budget)")

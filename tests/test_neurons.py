@@ -27,7 +27,7 @@ from nnreport.neurons.regularisers import (
     gaussian_blur,
     l2_decay,
 )
-from nnreport.neurons.topk import TopK, argmax_positions, stream
+from nnreport.neurons.topk import TopK, argmax_positions, reduce_batch, stream
 from nnreport.scoped import small_model_threads
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +93,8 @@ def test_stream_over_a_model_matches_full_forward() -> None:
     def batches():
         for s in range(0, 70, 16):
             with torch.no_grad():
-                yield s, capture(model, mod, (x[s:s + 16],))
+                acts = capture(model, mod, (x[s:s + 16],))
+            yield {name: reduce_batch(act, s, 5) for name, act in acts.items()}
 
     state = stream(batches(), {"features.1": 6}, k=5)
     with torch.no_grad():

@@ -65,10 +65,10 @@ def collect(model: nn.Module, x: torch.Tensor, batch_size: int) -> list[Unit]:
         called.add(id(module))
         flat = _units_first(module, out.detach()).float()
         unit = layers[id(module)]
-        unit.mean.append(flat.mean(2).numpy())
+        unit.mean.append(flat.mean(2).cpu().numpy())
         peak, where = flat.max(2)
-        unit.peak.append(peak.numpy())
-        unit.where.append(where.numpy())
+        unit.peak.append(peak.cpu().numpy())
+        unit.where.append(where.cpu().numpy())
         if not isinstance(module, nn.Linear):
             unit.spatial = tuple(out.shape[2:])
 
@@ -157,7 +157,7 @@ def _classes(y: torch.Tensor | None, data: Any, last: np.ndarray, config: CNNVis
              ctx: Context) -> tuple[np.ndarray, tuple[str, ...], bool, list[str]]:
     """Class ids per sample: the labels, or k-means clusters of the last layer's activations."""
     if y is not None and y.dim() == 1 and not torch.is_floating_point(y):
-        labels = y.numpy().astype(np.int64)
+        labels = y.cpu().numpy().astype(np.int64)
         n = max(int(labels.max()) + 1, data.num_classes or 0)
         names = ctx.class_names or data.class_names
         names = tuple(names) if names is not None and len(names) == n else tuple(str(i) for i in range(n))
@@ -187,7 +187,7 @@ def _patches(ctx: Context, model: nn.Module, x: torch.Tensor, layers: list[Unit]
         return [[(None, tuple(src)) for src in per_layer] for per_layer in sources]
     rows = [(g, u, s) for g, per_layer in enumerate(sources) for src in per_layer for u, s in src]
     boxes = _boxes(model, x, [layers[r] for r in reps], rows)
-    display = data.to_display(x[[s for _, _, s in rows]].numpy())  # type: ignore[union-attr]
+    display = data.to_display(x[[s for _, _, s in rows]].cpu().numpy())  # type: ignore[union-attr]
     tiles = iter(_crop(display[k], box, config.patch) for k, box in enumerate(boxes))
     return [[(np.stack([next(tiles) for _ in src]), tuple(src)) for src in per_layer] for per_layer in sources]
 
@@ -220,7 +220,7 @@ def _boxes(model: nn.Module, x: torch.Tensor, units: list[Unit], rows: list[tupl
             flat = captured[g].reshape(len(picked), captured[g].shape[1], -1)
             picks.append(flat[i, u, int(where[g][s, u])])
         (grad,) = torch.autograd.grad(torch.stack(picks).sum(), batch)
-    mass = grad.abs().sum(1).numpy()
+    mass = grad.abs().sum(1).cpu().numpy()
     for i, k in enumerate(picked):
         top = mass[i].max()
         ys, xs = np.nonzero(mass[i] > top * 1e-6) if top > 0 else ((), ())
@@ -290,5 +290,5 @@ def _sensitivity(b_out: torch.Tensor | None, a_leaf: torch.Tensor | None, a: Uni
         (grad,) = torch.autograd.grad(objective, a_leaf, retain_graph=True, allow_unused=True)
         if grad is None:
             return None
-        result.append(_units_first(a.module, grad).sum(2).sum(0).numpy().astype(np.float64))
+        result.append(_units_first(a.module, grad).sum(2).sum(0).cpu().numpy().astype(np.float64))
     return result

@@ -25,7 +25,7 @@ def hvp_operator(model: nn.Module, params: list[torch.Tensor], batches: Batches,
 
     def hvp(v: torch.Tensor) -> torch.Tensor:
         vs = [c.view_as(p) for c, p in zip(v.split(sizes), params, strict=True)]
-        total = torch.zeros(sum(sizes), dtype=torch.float64)
+        total = torch.zeros(sum(sizes), dtype=torch.float64, device=params[0].device)
         with torch.enable_grad():
             for x, y in zip(batches.x, batches.y, strict=True):
                 loss = loss_fn(primary(model(x)), y) * (len(y) / n)
@@ -44,13 +44,14 @@ def hvp_operator(model: nn.Module, params: list[torch.Tensor], batches: Batches,
 
 
 def lanczos(hvp: Callable[[torch.Tensor], torch.Tensor], size: int, iterations: int,
-            generator: torch.Generator) -> np.ndarray:
+            generator: torch.Generator, device: torch.device | str = "cpu") -> np.ndarray:
     """Ritz values (ascending) of the symmetric operator after `iterations` Lanczos steps with full
     reorthogonalisation; the extremes converge first, so the ends approximate λmin and λmax."""
     import torch
 
     m = max(1, min(iterations, size))
     q = torch.randn(size, generator=generator, dtype=torch.float64)
+    q = q.to(device)  # drawn on the CPU generator: the same start vector on every device
     q /= q.norm()
     basis = [q]
     alphas: list[float] = []
@@ -79,4 +80,5 @@ def sharpness(model: nn.Module, params: list[torch.Tensor], batches: Batches, it
               generator: torch.Generator, loss_fn: LossFn | None = None) -> np.ndarray:
     """Ascending Ritz values of the loss Hessian at the model's current parameters."""
     size = sum(p.numel() for p in params)
-    return lanczos(hvp_operator(model, params, batches, loss_fn), size, iterations, generator)
+    return lanczos(hvp_operator(model, params, batches, loss_fn), size, iterations, generator,
+                   params[0].device if params else "cpu")

@@ -97,12 +97,12 @@ def run(ctx: Context, config: LandscapeConfig) -> LandscapeResult:
     seed = int(ctx.rng("landscape-directions").integers(2**31 - 1))
     gen = torch.Generator().manual_seed(seed)
     dirs = [random_direction(space, gen, config.normalisation, config.include_bias_bn) for _ in range(2)]
-    batches = make_batches(x, y, config.batch_size)
+    batches = make_batches(x, y, ctx.batch_size(config.batch_size), ctx.autocast)
     bn: Batches | None = None
     if config.batchnorm == "recompute":
         bx, by = ctx.samples(config.recompute_samples, split="train")
         assert by is not None  # require_labels above: both splits have labels
-        bn = make_batches(bx, by, config.batch_size)
+        bn = make_batches(bx, by, ctx.batch_size(config.batch_size), ctx.autocast)
     notes: list[str] = []
     coords = symmetric_coords(config.span, config.steps)
     plane_pts = grid_points(coords, coords)
@@ -110,7 +110,8 @@ def run(ctx: Context, config: LandscapeConfig) -> LandscapeResult:
     total = len(plane_pts) + config.slice_steps + (config.interpolation_steps if checkpoints else 0) \
         + (config.trajectory_steps ** 2 if len(checkpoints) >= 2 else 0)
     progress = Progress(ctx, total)
-    settings = f"{config.batchnorm}|{config.samples}|{config.batch_size}|{config.recompute_samples}"
+    settings = (f"{config.batchnorm}|{config.samples}|{len(batches.x[0]) if batches.x else 0}|{config.recompute_samples}"
+                f"|{ctx.precision}")
     home = state_space(model)
     with scoped.eval_mode(model), scoped.restored_parameters(model):
         ev = Evaluator(model, space, dirs, batches, None, config.batchnorm, bn)
@@ -251,7 +252,7 @@ def _sharpness(ctx: Context, config: LandscapeConfig, space: Space, plane_ev: Ev
 
     x, y = ctx.samples(config.hessian_samples)
     assert y is not None  # only called from run(), after ctx.require_labels: both splits have labels
-    batches = make_batches(x, y, config.batch_size)
+    batches = make_batches(x, y, ctx.batch_size(config.batch_size, backward=True))
     params = space.tensors
     gen = ctx.generator("landscape-lanczos")
     plane_ev.set_point((0.0, 0.0))

@@ -7,7 +7,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -37,15 +37,18 @@ class Batches:
 
     x: list[torch.Tensor]
     y: list[torch.Tensor]
+    # Mixed precision for the forward passes over these batches (the report's --precision); None: fp32.
+    autocast: Callable[[], Any] | None = None
 
     @property
     def count(self) -> int:
         return sum(len(b) for b in self.y)
 
 
-def make_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> Batches:
+def make_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, autocast: Callable[[], Any] | None = None) -> Batches:
+    """Views of `x` and `y` (no copies), split once."""
     size = max(1, batch_size)
-    return Batches(list(x.split(size)), list(y.split(size)))
+    return Batches(list(x.split(size)), list(y.split(size)), autocast)
 
 
 def default_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -97,9 +100,9 @@ class Evaluator:
         if self.batchnorm == "recompute":
             self._recompute_statistics()
         total, correct, n = 0.0, 0.0, 0
-        with torch.inference_mode():
+        with torch.inference_mode(), (self.batches.autocast or nullcontext)():
             for x, y in zip(self.batches.x, self.batches.y, strict=True):
-                out = primary(self.model(x))
+                out = primary(self.model(x)).float()  # the loss in fp32 also under autocast
                 total += float(self.loss_fn(out, y)) * len(y)
                 correct += accuracy_count(out, y)
                 n += len(y)
@@ -157,12 +160,14 @@ def _all_gather(values: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, np.nd
     import torch.distributed as dist
 
     packed = torch.from_numpy(np.concatenate([values, done[:, None].astype(np.float64)], axis=1))
+    if dist.get_backend() == "nccl":
+        packed = packed.cuda()  # nccl gathers GPU tensors only
     parts = [torch.empty_like(packed) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, packed)
     out = np.full_like(values, np.nan)
     seen = np.zeros(len(values), dtype=bool)
     for part in parts:
-        arr = part.numpy()
+        arr = part.cpu().numpy()
         mask = arr[:, -1] > 0.5
         out[mask] = arr[mask, :-1]
         seen |= mask

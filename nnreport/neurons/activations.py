@@ -3,8 +3,6 @@ per-unit statistics and top-k examples (cropped to the receptive field around th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import torch
 
@@ -20,7 +18,7 @@ from nnreport.context import Context
 from nnreport.errors import Skipped
 from nnreport.neurons import layers as L
 from nnreport.neurons.receptive import Axis, receptive_fields, window
-from nnreport.neurons.topk import Stats, TopK, argmax_positions, stream
+from nnreport.neurons.topk import Partial, Stats, TopK, argmax_positions, reduce_batch, stream
 
 
 def input_kind(ctx: Context) -> str:
@@ -80,7 +78,7 @@ def _run(ctx: Context, config: ActivationsConfig) -> ActivationsResult:
     result_layers = []
     for c in chosen:
         shown = min(config.max_units, c.shape[0])
-        maps = outs[c.path][:, :shown].float().numpy()
+        maps = outs[c.path][:, :shown].float().cpu().numpy()
         field = fields.get(c.path)
         top = stats = None
         if streamed is not None:
@@ -93,7 +91,7 @@ def _run(ctx: Context, config: ActivationsConfig) -> ActivationsResult:
             receptive=tuple((a.size, a.jump, a.start) for a in field) if field else None,
             dead=dead, saturated=saturated, flag_basis=basis, stats=stats, top=top))
     rep.step(3, 3)
-    x0 = samples[0].numpy()
+    x0 = samples[0].cpu().numpy()
     data = ctx.data
     return ActivationsResult(
         layers=tuple(result_layers), input_kind=kind, input_shape=tuple(ctx.example_inputs[0].shape[1:]),
@@ -124,14 +122,12 @@ def _fields(ctx: Context, modules: dict) -> dict[str, tuple[Axis, ...] | None]: 
         return {}
 
 
-def _batches(model: torch.nn.Module, modules: dict, x: np.ndarray, size: int) -> Iterator[tuple[int, dict]]:  # type: ignore[type-arg]
-    for start in range(0, len(x), size):
-        xb = torch.from_numpy(np.ascontiguousarray(x[start:start + size]))
-        yield start, L.capture(model, modules, (xb,))
-
-
 def _stream(ctx: Context, config: ActivationsConfig, chosen: list[L.LayerChoice], modules: dict,  # type: ignore[type-arg]
             notes: list[str]) -> tuple[dict[str, tuple[TopK, Stats]] | None, int, str]:
+    """One pass over the split: each batch is reduced to its top-k candidates and sums as soon as it is
+    captured (memory: one batch); under torchrun the batches are shared out and the reductions gathered."""
+    from nnreport import distributed
+
     if ctx.data is None or not ctx.single_input:
         notes.append("No data was given (or the model takes several inputs), so there are no top examples or "
                      "dataset statistics; dead and saturated units are judged on the sample inputs only.")
@@ -139,8 +135,15 @@ def _stream(ctx: Context, config: ActivationsConfig, chosen: list[L.LayerChoice]
     x = ctx.data.x_train if config.split == "train" else ctx.data.x_test
     x = x[: config.max_examples]
     units = {c.path: c.shape[0] for c in chosen}
+    size = ctx.batch_size(config.batch_size)
+
+    def reduce(i: int) -> dict[str, Partial]:
+        with ctx.autocast():
+            acts = L.capture(ctx.model, modules, (ctx.tensor(x[i * size:(i + 1) * size]),))
+        return {name: reduce_batch(act, i * size, config.top_k) for name, act in acts.items()}
+
     with torch.no_grad(), scoped.eval_mode(ctx.model):
-        state = stream(_batches(ctx.model, modules, x, config.batch_size), units, config.top_k)
+        state = stream(distributed.stream_shared(reduce, -(-len(x) // size)), units, config.top_k)
     return state, len(x), config.split
 
 
@@ -212,7 +215,7 @@ def _positions(ctx: Context, path: str, xs: np.ndarray, index: np.ndarray) -> np
     """The arg-max position of each unit on each of its top inputs (one forward pass over those inputs)."""
     rows, inverse = np.unique(index, return_inverse=True)
     with torch.no_grad(), scoped.eval_mode(ctx.model):
-        act = L.capture(ctx.model, L.module_map(ctx.model, [path]), (torch.from_numpy(xs[rows]),))[path].float()
+        act = L.capture(ctx.model, L.module_map(ctx.model, [path]), (ctx.tensor(xs[rows]),))[path].float()
     units = np.broadcast_to(np.arange(index.shape[0])[:, None], index.shape)
     return argmax_positions(act, inverse.reshape(index.shape).ravel(), units.ravel()).reshape(index.shape)
 

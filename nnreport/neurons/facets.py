@@ -40,8 +40,8 @@ def embed(ctx: Context, path: str, x: np.ndarray, batch: int = 256) -> np.ndarra
     parts = []
     with torch.no_grad(), scoped.eval_mode(ctx.model):
         for s in range(0, len(x), batch):
-            xb = torch.from_numpy(np.ascontiguousarray(x[s:s + batch]))
-            parts.append(capture(ctx.model, module, (xb,))[path].flatten(1).double().numpy())
+            xb = ctx.tensor(x[s:s + batch])
+            parts.append(capture(ctx.model, module, (xb,))[path].flatten(1).double().cpu().numpy())
     return np.concatenate(parts)
 
 
@@ -100,7 +100,7 @@ def _run(ctx: Context, config: FacetsConfig) -> FacetsResult:
         space = input_space(ctx)
         opt = maximise(ctx.model, output, module_map(ctx.model, [output])[output], units, acts.input_shape, space,
                        Settings(method="yosinski", hyper=HYPER_SETS[config.hyper], steps=config.steps, lr=config.lr),
-                       ctx.generator("facets"), init=torch.from_numpy(np.stack(means)).float())
+                       ctx.generator("facets"), init=ctx.tensor(np.stack(means)).float())
     out, j = [], 0
     for c, _idx, points, labels, ordered in found:
         facets = []

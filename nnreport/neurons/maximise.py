@@ -40,7 +40,7 @@ class Maximised:
 
 def unit_values(act: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
     """Each batch item's own unit: act[i, units[i]], averaged over positions for spatial units."""
-    own = act[torch.arange(act.shape[0]), units]
+    own = act[torch.arange(act.shape[0], device=act.device), units.to(act.device)]
     return own.flatten(1).mean(1) if own.dim() > 1 else own
 
 
@@ -72,10 +72,13 @@ def _pixels(model: nn.Module, path: str, module: nn.Module, units: list[int], sh
             space: InputSpace, s: Settings, gen: torch.Generator, x0: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
     """Yosinski et al.: gradient ascent in input space, x <- r(x + lr * g), clipped to the value range."""
     hyper = s.hyper or Hyper(0.0, 0.0, 0, 0.0, 0.0)
-    u = torch.tensor(units)
+    dev = _device(model)
+    u = torch.tensor(units, device=dev)
     n = len(units)
     base = space.to_model(torch.full((n, *shape), 0.5)) if len(shape) == 3 else torch.zeros((n, *shape))
+    # Noise is drawn on the CPU generator and then moved, so every device starts from the same inputs.
     x = (x0.clone().float() if x0 is not None else base + 0.1 * (space.hi - space.lo) * torch.randn((n, *shape), generator=gen) / 4)
+    x = x.to(dev)
     trace = []
     for step in range(s.steps + 1):
         x.requires_grad_(True)
@@ -93,7 +96,13 @@ def _pixels(model: nn.Module, path: str, module: nn.Module, units: list[int], sh
             x = y.view(n, *shape).clamp(space.lo, space.hi)
     x = x.detach()
     display = space.to_display(x) if len(shape) == 3 else x
-    return display.numpy().astype(np.float32), torch.stack(trace, 1).numpy().astype(np.float32)
+    return display.cpu().numpy().astype(np.float32), torch.stack(trace, 1).cpu().numpy().astype(np.float32)
+
+
+def _device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
 
 
 def _as_pixels(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -105,9 +114,10 @@ def _fourier(model: nn.Module, path: str, module: nn.Module, units: list[int], s
              space: InputSpace, s: Settings, gen: torch.Generator, _x0: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
     """Olah et al.: Adam on a decorrelated Fourier parameterisation, through random jitter/scale/rotation."""
     c, h, w = shape
-    image = FourierImage(len(units), c, h, w, gen)
+    dev = _device(model)
+    image = FourierImage(len(units), c, h, w, gen, device=dev)
     opt = torch.optim.Adam(image.params(), lr=s.lr)
-    u = torch.tensor(units)
+    u = torch.tensor(units, device=dev)
     trace = []
     for step in range(s.steps + 1):
         with torch.no_grad():
@@ -120,4 +130,4 @@ def _fourier(model: nn.Module, path: str, module: nn.Module, units: list[int], s
         opt.step()
     with torch.no_grad():
         display = image.image()
-    return display.numpy().astype(np.float32), torch.stack(trace, 1).numpy().astype(np.float32)
+    return display.cpu().numpy().astype(np.float32), torch.stack(trace, 1).cpu().numpy().astype(np.float32)

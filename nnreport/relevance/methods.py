@@ -52,8 +52,9 @@ def resolve_target(canon: Canonical, x: torch.Tensor, target: Any) -> torch.Tens
     if target is None:
         with torch.no_grad():
             out = primary_output(canon.model(x))
-        return out.reshape(len(out), -1).argmax(1) if out.dim() > 1 else torch.zeros(len(x), dtype=torch.long)
-    t = torch.as_tensor(target, dtype=torch.long)
+        return out.reshape(len(out), -1).argmax(1) if out.dim() > 1 else torch.zeros(len(x), dtype=torch.long,
+                                                                                     device=x.device)
+    t = torch.as_tensor(target, dtype=torch.long).to(x.device)
     return t.expand(len(x)).clone() if t.dim() == 0 else t.reshape(-1)
 
 
@@ -274,26 +275,17 @@ METHODS: dict[str, Callable[..., Explanation]] = {
 SAVED_BYTES_PER_PASS = 1 << 30
 
 
-def samples_per_pass(canon: Canonical, x: torch.Tensor) -> int:
+def samples_per_pass(canon: Canonical, x: torch.Tensor, budget: int = SAVED_BYTES_PER_PASS) -> int:
     """How many inputs one forward + backward may take: the budget over what one sample keeps for backward
-    (measured once per model and input shape)."""
-    import torch
+    (measured once per model and input shape; see nnreport.memory)."""
+    from nnreport.memory import fit, saved_bytes
 
     key = tuple(x.shape[1:])
     known = getattr(canon, "_saved_bytes", {})
     if key not in known:
-        total = [0]
-
-        def pack(t: torch.Tensor) -> torch.Tensor:
-            total[0] += t.numel() * t.element_size()
-            return t
-
-        xin = x[:1].detach().clone().requires_grad_(True)
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            canon.model(xin)
-        known[key] = max(total[0], 1)
+        known[key] = max(saved_bytes(canon.model, (x[:1],)), 1)
         canon._saved_bytes = known  # type: ignore[attr-defined]
-    return max(1, SAVED_BYTES_PER_PASS // known[key])
+    return fit(budget, known[key], 1 << 30)
 
 
 def explain(canon: Canonical, x: torch.Tensor, target: Any, method: str, **options: Any) -> Explanation:
@@ -306,7 +298,7 @@ def explain(canon: Canonical, x: torch.Tensor, target: Any, method: str, **optio
     if method not in METHODS:
         raise KeyError(f"unknown attribution method {method!r}; known methods: {', '.join(METHOD_NAMES)}")
     t = resolve_target(canon, x, target)
-    limit = samples_per_pass(canon, x)
+    limit = samples_per_pass(canon, x, options.pop("memory_budget", SAVED_BYTES_PER_PASS))
     options.setdefault("batch_limit", limit)  # Integrated Gradients' and SmoothGrad's expanded batches
     options.setdefault("low", float(x.min()))
     options.setdefault("high", float(x.max()))

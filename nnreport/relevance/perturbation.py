@@ -50,7 +50,8 @@ def replacement_values(x: torch.Tensor, how: Replacement, low: float, high: floa
     import torch.nn.functional as F
 
     if how == "uniform":
-        return torch.from_numpy(rng.uniform(low, high, size=tuple(x.shape)).astype(np.float32)).to(x.dtype)
+        # Drawn by numpy on the CPU, then moved: the same noise on every device.
+        return torch.from_numpy(rng.uniform(low, high, size=tuple(x.shape)).astype(np.float32)).to(x.device, x.dtype)
     if how == "zero":
         return torch.zeros_like(x)
     if x.dim() != 4:
@@ -61,19 +62,30 @@ def replacement_values(x: torch.Tensor, how: Replacement, low: float, high: floa
 def perturbation_curve(score: ScoreFn, x: torch.Tensor, target: torch.Tensor, order: np.ndarray, ids: np.ndarray,
                        steps: int, fill: torch.Tensor, batch: int = 256) -> Curve:
     """Remove regions one per step in `order` (N, regions); return the mean drop curve and AOPC ± SE.
-    `score(inputs, targets)` gives the explained score per input."""
+    `score(inputs, targets)` gives the explained score per input.
+
+    The perturbed inputs (sample i after k steps is row i·(steps+1) + k) are built one batch at a time, so
+    memory does not grow with samples × steps; under torchrun the batches are split over the processes."""
     import torch
+
+    from nnreport import distributed
 
     n = len(x)
     steps = min(steps, order.shape[1])
     rank = np.full(order.shape, steps + 1)
     np.put_along_axis(rank, order[:, :steps], np.arange(1, steps + 1)[None].repeat(n, 0), axis=1)
-    removed_at = torch.from_numpy(rank[:, ids])  # (N, *shape): the step at which each element goes
-    masks = removed_at[:, None] <= torch.arange(steps + 1).view(1, -1, *([1] * (x.dim() - 1)))
-    pert = torch.where(masks, fill[:, None], x[:, None]).reshape(-1, *x.shape[1:])
-    targets = target.repeat_interleave(steps + 1)
-    out = torch.cat([score(c, t) for c, t in zip(pert.split(batch), targets.split(batch), strict=True)])
-    scores = out.reshape(n, steps + 1).double().numpy()
+    removed_at = torch.from_numpy(rank[:, ids]).to(x.device)  # (N, *shape): the step at which each element goes
+    rows_total = n * (steps + 1)
+    spatial = (1,) * (x.dim() - 1)
+
+    def scores_of(start: int) -> np.ndarray:
+        rows = torch.arange(start, min(start + batch, rows_total), device=x.device)
+        i, k = rows // (steps + 1), rows % (steps + 1)
+        pert = torch.where(removed_at[i] <= k.view(-1, *spatial), fill[i], x[i])
+        return score(pert, target[i]).double().cpu().numpy()
+
+    out = np.concatenate(distributed.map_shared(scores_of, list(range(0, rows_total, batch))))
+    scores = out.reshape(n, steps + 1)
     drops = scores[:, :1] - scores
     per_sample = drops.mean(1)
     se = float(per_sample.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0

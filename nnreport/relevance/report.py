@@ -101,23 +101,24 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
     """The analysis (the inspector runs small models on one thread: see scoped.small_model_threads)."""
     import torch
 
+    from nnreport import distributed
     from nnreport.relevance import prepare
     from nnreport.relevance.methods import NotApplicable, explain, resolve_target
 
     x_np, labels, data = _inputs(ctx)
-    x_all = torch.from_numpy(np.ascontiguousarray(x_np))
+    x_all = torch.from_numpy(np.ascontiguousarray(x_np))  # on the CPU; the rows used are moved below
     try:
-        canon = prepare(ctx.model, x_all[:1])
+        canon = prepare(ctx.model, ctx.to_device(x_all[:1]))
     except ValueError as exc:
         raise Skipped(str(exc)) from exc
-    n_classes = _check_output(ctx, canon, x_all)
+    n_classes = _check_output(ctx, canon, ctx.to_device(x_all[:2]))
     rows = _rows(labels, n_classes, config, len(x_all), x_all.dim() == 2)
     pert_idx = list(range(min(config.perturbation_samples, len(x_all))))
     has_masks = data is not None and data.masks_test is not None and x_all.dim() == 4
     mask_idx = list(range(min(config.mask_samples, len(x_all)))) if has_masks else []
     batch_idx = sorted(set(rows) | set(pert_idx) | set(mask_idx))
     where = {i: k for k, i in enumerate(batch_idx)}
-    x = x_all[batch_idx]
+    x = ctx.to_device(x_all[batch_idx])
     target = resolve_target(canon, x, None)
     low, high = (data.value_range() if data is not None else (float(x.min()), float(x.max())))
     seed = ctx.config.seed
@@ -129,27 +130,34 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
     scores = None
     lrp_notes: dict[str, tuple[str, ...]] = {}
     explain(canon, x[:1], target[:1], "gradient")  # warm-up, so that the first method's time is not inflated
-    for i, key in enumerate(config.methods):
-        rep.step(i, steps_total, f"relevance: {key}")
+    methods: list[str] = list(config.methods)
+
+    def one(key: str) -> tuple[MethodResult, np.ndarray | None, np.ndarray | None]:
+        """One method's record, maps and scores (None when it did not run)."""
+        rep.step(methods.index(key), steps_total, f"relevance: {key}")
         name, options = method_call(key, config, low, high, seed, side)
         text = METHOD_TEXT[key]
         settings = settings_text(key, options)
         start = time.perf_counter()
         try:
-            e = explain(canon, x, target, name, **options)
+            e = explain(canon, x, target, name, memory_budget=ctx.memory_budget, **options)
         except NotApplicable as exc:
-            infos.append(MethodResult(key, text.title, text.signed, settings, skipped=str(exc)))
-            continue
+            return MethodResult(key, text.title, text.signed, settings, skipped=str(exc)), None, None
         except Exception as exc:  # noqa: BLE001 - one failing method must not sink the page
-            infos.append(MethodResult(key, text.title, text.signed, settings,
-                                      skipped=f"failed: {type(exc).__name__}: {exc}"))
-            continue
+            return MethodResult(key, text.title, text.signed, settings,
+                                skipped=f"failed: {type(exc).__name__}: {exc}"), None, None
         elapsed = (time.perf_counter() - start) / len(x)
-        maps[key] = e.relevance.detach().numpy().astype(np.float32)
-        scores = e.scores.numpy() if scores is None else scores
-        lrp_notes[key] = tuple(e.notes)
-        infos.append(MethodResult(key, text.title, text.signed, settings, notes=tuple(e.notes),
-                                  seconds_per_sample=round(elapsed, 6) if ctx.config.timings else None))
+        info = MethodResult(key, text.title, text.signed, settings, notes=tuple(e.notes),
+                            seconds_per_sample=round(elapsed, 6) if ctx.config.timings else None)
+        return info, e.relevance.detach().cpu().numpy().astype(np.float32), e.scores.cpu().numpy()
+
+    # Under torchrun the methods are shared out over the processes; every process gets all maps.
+    for info, m, s in distributed.map_shared(one, methods):
+        infos.append(info)
+        if m is not None:
+            maps[info.key] = m
+            scores = s if scores is None else scores
+            lrp_notes[info.key] = info.notes
     if scores is None:
         raise Skipped("no relevance method applies to this model: "
                       + "; ".join(f"{m.title}: {m.skipped}" for m in infos))
@@ -177,7 +185,7 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
         from nnreport.context import primary_output
 
         out = primary_output(canon.model(x[grid]))
-        preds = out.argmax(1).numpy() if out.dim() == 2 and out.shape[1] > 1 else np.zeros(len(grid), dtype=np.int64)
+        preds = out.argmax(1).cpu().numpy() if out.dim() == 2 and out.shape[1] > 1 else np.zeros(len(grid), dtype=np.int64)
     names = (tuple(ctx.class_names) if ctx.class_names else
              tuple(data.class_names) if data is not None and data.class_names else tuple(str(c) for c in range(n_classes)))
     feature_names = (tuple(data.feature_names) if data is not None and data.feature_names
@@ -187,7 +195,7 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
         inputs=np.asarray(shown, dtype=np.float32),
         labels=None if labels is None else np.asarray(labels)[rows].astype(np.int64),
         predictions=preds.astype(np.int64),
-        targets=target[grid].numpy().astype(np.int64),
+        targets=target[grid].cpu().numpy().astype(np.int64),
         class_names=names,
         feature_names=feature_names if kind == "vector" else (),
         methods=tuple(infos),
@@ -207,15 +215,15 @@ def _grid_map(m: np.ndarray, kind: str) -> np.ndarray:
     return (m.sum(1) if m.ndim == 4 else m).astype(np.float32)
 
 
-def _score_fn(canon: Any) -> Any:
+def _score_fn(canon: Any, ctx: Context) -> Any:
     import torch
 
     from nnreport.context import primary_output
     from nnreport.relevance.methods import select
 
     def score(batch: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return select(primary_output(canon.model(batch)), t)
+        with torch.no_grad(), ctx.autocast():
+            return select(primary_output(canon.model(batch)).float(), t)
 
     return score
 
@@ -231,16 +239,17 @@ def _perturbation(ctx: Context, canon: Any, x: torch.Tensor, target: torch.Tenso
     ids, count = P.region_index(tuple(xs.shape[1:]), config.region if xs.dim() == 4 else 1)
     rng = ctx.rng("relevance-perturbation")
     fill = P.replacement_values(xs, config.replacement, low, high, rng)
-    score = _score_fn(canon)
+    score = _score_fn(canon, ctx)
     steps = min(config.steps, count)
-    randoms = [P.perturbation_curve(score, xs, ts, np.stack([rng.permutation(count) for _ in idx]), ids, steps, fill)
-               for _ in range(max(1, config.random_orderings))]
+    batch = ctx.batch_size(256)
+    randoms = [P.perturbation_curve(score, xs, ts, np.stack([rng.permutation(count) for _ in idx]), ids, steps, fill,
+                                    batch) for _ in range(max(1, config.random_orderings))]
     curves = []
     for i, (key, m) in enumerate(maps.items()):
         rep.step(done + i, total, f"relevance: region perturbation ({key})")
         morf, lerf = P.orderings(m[idx], ids, count)
-        a = P.perturbation_curve(score, xs, ts, morf, ids, steps, fill)
-        b = P.perturbation_curve(score, xs, ts, lerf, ids, steps, fill)
+        a = P.perturbation_curve(score, xs, ts, morf, ids, steps, fill, batch)
+        b = P.perturbation_curve(score, xs, ts, lerf, ids, steps, fill, batch)
         curves.append(CurveResult(key, a.drop, b.drop, a.aopc, a.se, b.aopc, b.se))
     random_drop = np.mean([r.drop for r in randoms], axis=0)
     return PerturbationResult(
@@ -269,7 +278,8 @@ def _randomisation(ctx: Context, x: torch.Tensor, target: torch.Tensor, maps: di
         for key in maps:
             name, options = method_call(key, config, low, high, seed, side)
             try:
-                r = explain(canon, x, target, name, **options).relevance.detach().numpy()
+                r = explain(canon, x, target, name, memory_budget=ctx.memory_budget,
+                            **options).relevance.detach().cpu().numpy()
             except Exception:  # noqa: BLE001 - recorded as a gap below
                 r = np.full_like(maps[key][idx], np.nan)
             a, b = _as_map(maps[key][idx]), _as_map(r)

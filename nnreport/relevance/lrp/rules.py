@@ -154,7 +154,7 @@ def stabilise_fast(z: torch.Tensor, eps: float) -> torch.Tensor:
     """Like `stabilise`, in two element-wise operations (copysign keeps +0 → +ε)."""
     import torch
 
-    return z + torch.copysign(torch.tensor(eps, dtype=z.dtype), z)
+    return z + torch.copysign(torch.tensor(eps, dtype=z.dtype, device=z.device), z)
 
 
 _FN: dict[str, Any] = {}
