@@ -275,7 +275,7 @@ METHODS: dict[str, Callable[..., Explanation]] = {
 SAVED_BYTES_PER_PASS = 1 << 30
 
 
-def samples_per_pass(canon: Canonical, x: torch.Tensor, budget: int = SAVED_BYTES_PER_PASS) -> int:
+def samples_per_pass(canon: Canonical, x: torch.Tensor, budget: int | None = None) -> int:
     """How many inputs one forward + backward may take: the budget over what one sample keeps for backward
     (measured once per model and input shape; see nnreport.memory)."""
     from nnreport.memory import fit, saved_bytes
@@ -285,7 +285,7 @@ def samples_per_pass(canon: Canonical, x: torch.Tensor, budget: int = SAVED_BYTE
     if key not in known:
         known[key] = max(saved_bytes(canon.model, (x[:1],)), 1)
         canon._saved_bytes = known  # type: ignore[attr-defined]
-    return fit(budget, known[key], 1 << 30)
+    return fit(SAVED_BYTES_PER_PASS if budget is None else budget, known[key], 1 << 30)
 
 
 def explain(canon: Canonical, x: torch.Tensor, target: Any, method: str, **options: Any) -> Explanation:
@@ -298,7 +298,7 @@ def explain(canon: Canonical, x: torch.Tensor, target: Any, method: str, **optio
     if method not in METHODS:
         raise KeyError(f"unknown attribution method {method!r}; known methods: {', '.join(METHOD_NAMES)}")
     t = resolve_target(canon, x, target)
-    limit = samples_per_pass(canon, x, options.pop("memory_budget", SAVED_BYTES_PER_PASS))
+    limit = samples_per_pass(canon, x, options.pop("memory_budget", None))
     options.setdefault("batch_limit", limit)  # Integrated Gradients' and SmoothGrad's expanded batches
     options.setdefault("low", float(x.min()))
     options.setdefault("high", float(x.max()))
