@@ -284,6 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Waiting OpenMP threads sleep instead of spinning: on a busy 2-core machine spinning made small
     # forward passes ~20x slower (measured in benchmarks/landscape.py). Must be set before torch loads.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if args.command in ("build", "demo", "compare"):
+        from nnreport.memory import reuse_freed_memory
+
+        reuse_freed_memory()
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:

@@ -26,6 +26,7 @@ from nnreport.config import ReportConfig
 from nnreport.context import Context
 from nnreport.datasets import Dataset
 from nnreport.device import default_budget, deterministic_algorithms, parse_bytes, resolve_device
+from nnreport.distributed import broadcast_floats
 from nnreport.errors import Skipped, UsageError
 from nnreport.inspection import (
     FORMAT_VERSION,
@@ -178,6 +179,7 @@ def inspect(
         raise UsageError(f"the model cannot run on its example inputs ({shapes}): {_first_line(exc)}") from None
     checkpoints = tuple({k: v.to(device) for k, v in c.items()} for c in subject.checkpoints)
     budget = parse_bytes(config.memory_budget) if config.memory_budget is not None else default_budget(device)
+    budget = int(broadcast_floats([budget])[0])  # under torchrun every process batches alike (same bytes)
     ctx = Context(subject.model, inputs, data, info.class_names, config, progress,
                   checkpoints=checkpoints, history=tuple(float(h) for h in subject.history),
                   device=device, precision=config.precision, memory_budget=budget)
