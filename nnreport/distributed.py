@@ -52,7 +52,7 @@ def map_shared(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     _rank, world = rank_world()
     if world == 1:
         return [fn(item) for item in items]
-    return gather({i: fn(items[i]) for i in share(len(items))}, len(items))
+    return _unwrap(gather({i: _attempt(fn, items[i]) for i in share(len(items))}, len(items)))
 
 
 def stream_shared(fn: Callable[[int], R], count: int) -> Iterator[R]:
@@ -62,7 +62,35 @@ def stream_shared(fn: Callable[[int], R], count: int) -> Iterator[R]:
     _rank, world = rank_world()
     if world == 1:
         return (fn(i) for i in range(count))
-    return iter(gather({i: fn(i) for i in share(count)}, count))
+    return iter(_unwrap(gather({i: _attempt(fn, i) for i in share(count)}, count)))
+
+
+class _Failed:
+    """An item whose computation raised: every process re-raises it after the gather (instead of one
+    process leaving the others waiting in the collective)."""
+
+    def __init__(self, exc: BaseException) -> None:
+        try:
+            import pickle
+
+            pickle.dumps(exc)
+            self.exc: BaseException = exc
+        except Exception:  # noqa: BLE001 - an exception that cannot travel goes as its text
+            self.exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+def _attempt(fn: Callable[[T], R], item: T) -> R | _Failed:
+    try:
+        return fn(item)
+    except Exception as exc:  # noqa: BLE001 - re-raised on every rank by _unwrap
+        return _Failed(exc)
+
+
+def _unwrap(results: list[Any]) -> list[Any]:
+    for r in results:
+        if isinstance(r, _Failed):
+            raise r.exc
+    return results
 
 
 def broadcast_floats(values: Iterable[float]) -> list[float]:

@@ -55,22 +55,26 @@ def _units_first(module: nn.Module, out: torch.Tensor) -> torch.Tensor:
 
 
 def collect(model: nn.Module, x: torch.Tensor, batch_size: int) -> list[Unit]:
-    """Forward `x` in batches; record each conv/linear layer's first call per forward pass."""
+    """Forward `x` in batches; record each conv/linear layer's first call per forward pass. Under torchrun
+    the batches are shared out over the processes and their statistics gathered in batch order."""
+    from nnreport import distributed
+
     layers: dict[int, Unit] = {}
-    called: set[int] = set()
+    got: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]] = {}
 
     def hook(module: nn.Module, args: Any, out: Any) -> None:
-        if id(module) in called or not isinstance(out, torch.Tensor) or out.dim() < 2:
+        path = layers[id(module)].path
+        if path in got or not isinstance(out, torch.Tensor) or out.dim() < 2:
             return
-        called.add(id(module))
         flat = _units_first(module, out.detach()).float()
-        unit = layers[id(module)]
-        unit.mean.append(flat.mean(2).cpu().numpy())
         peak, where = flat.max(2)
-        unit.peak.append(peak.cpu().numpy())
-        unit.where.append(where.cpu().numpy())
-        if not isinstance(module, nn.Linear):
-            unit.spatial = tuple(out.shape[2:])
+        spatial = () if isinstance(module, nn.Linear) else tuple(out.shape[2:])
+        got[path] = (flat.mean(2).cpu().numpy(), peak.cpu().numpy(), where.cpu().numpy(), spatial)
+
+    def one(start: int) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]]:
+        got.clear()
+        model(x[start:start + batch_size])
+        return dict(got)
 
     paths = {id(m): name for name, m in model.named_modules()}
     with scoped.hooks() as h, torch.no_grad():
@@ -78,9 +82,14 @@ def collect(model: nn.Module, x: torch.Tensor, batch_size: int) -> list[Unit]:
             if isinstance(m, UNIT_TYPES):
                 layers[id(m)] = Unit(paths.get(id(m), "?"), m, [], [], [])
                 h.forward(m, hook)
-        for start in range(0, len(x), batch_size):
-            called.clear()
-            model(x[start:start + batch_size])
+        by_path = {u.path: u for u in layers.values()}
+        for batch in distributed.map_shared(one, list(range(0, len(x), batch_size))):
+            for path, (mean, peak, where, spatial) in batch.items():
+                unit = by_path[path]
+                unit.mean.append(mean)
+                unit.peak.append(peak)
+                unit.where.append(where)
+                unit.spatial = spatial or unit.spatial
     return [u for u in layers.values() if u.mean]
 
 
@@ -97,7 +106,7 @@ def _run(ctx: Context, config: CNNVisConfig) -> CNNVisResult:
     x, y = ctx.samples(config.samples)
     with scoped.eval_mode(model):
         rep.step(0, 5, "activations")
-        layers = _ordered(model, x, config.batch_size)
+        layers = _ordered(model, x, ctx.batch_size(config.batch_size))
     if not layers:
         raise Skipped("no conv or linear layer produced an output during a forward pass")
     means = [np.concatenate(u.mean) for u in layers]

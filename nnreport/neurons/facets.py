@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nnreport import scoped
+from nnreport import distributed, scoped
 from nnreport.analyses.neurons import ActivationsResult, ClassFacets, Facet, FacetsConfig, FacetsResult
 from nnreport.context import Context
 from nnreport.errors import Skipped
@@ -37,6 +37,7 @@ def _layers(ctx: Context, acts: ActivationsResult, config: FacetsConfig, classes
 
 def embed(ctx: Context, path: str, x: np.ndarray, batch: int = 256) -> np.ndarray:
     module = module_map(ctx.model, [path])
+    batch = ctx.batch_size(batch)
     parts = []
     with torch.no_grad(), scoped.eval_mode(ctx.model):
         for s in range(0, len(x), batch):
@@ -83,15 +84,23 @@ def _run(ctx: Context, config: FacetsConfig) -> FacetsResult:
     shown = min(classes, config.max_classes)
     found: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]] = []
     notes = []
-    for c in range(shown):
+
+    def one_class(c: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]] | str:
+        """Embed, t-SNE and cluster one class (or say why it has no facets)."""
         rep.step(c, shown + 1, f"class {names[c]}")
         idx = np.flatnonzero(data.y_train == c)[: config.per_class]
         k = min(config.k, 10, len(idx) // 5)
         if k < 1:
-            notes.append(f"class {names[c]} has too few training inputs ({len(idx)}) for facets")
-            continue
+            return f"class {names[c]} has too few training inputs ({len(idx)}) for facets"
         points, labels, centres = cluster(embed(ctx, layer, data.x_train[idx]), k, config.perplexity, seed)
-        found.append((c, idx, points, labels, [_ordered(idx, points, labels, centres, f) for f in range(k)]))
+        return c, idx, points, labels, [_ordered(idx, points, labels, centres, f) for f in range(k)]
+
+    # Under torchrun the classes are shared out over the processes (t-SNE dominates the time).
+    for item in distributed.map_shared(one_class, list(range(shown))):
+        if isinstance(item, str):
+            notes.append(item)
+        else:
+            found.append(item)
     rep.step(shown, shown + 1, "optimising from the mean images")
     means = [data.x_train[m].mean(0) for _, _, _, _, ms in found for m in ms]
     units = [c for c, _, _, _, ms in found for _ in ms]
