@@ -97,7 +97,8 @@ def _activations(v: dict[str, Any], t: Timing, d: DataSize) -> float:
 
 
 def _featvis(v: dict[str, Any], t: Timing, d: DataSize) -> float:
-    return t.backward * v["steps"] * 16 * 4  # ~max_units units in ~4 layers, one batch per layer
+    # One input per analysed unit (the activations analysis's max_units × max_layers, when it runs).
+    return t.backward * v["steps"] * v.get("_units", 64)
 
 
 def _facets(v: dict[str, Any], t: Timing, d: DataSize) -> float:
@@ -144,12 +145,37 @@ KNOBS: dict[str, tuple[tuple[str, int], ...]] = {
                   ("randomisation_samples", 2), ("cascade_steps", 1), ("max_rows", 2), ("random_orderings", 1)),
 }
 ODD = {("landscape", "steps"), ("landscape", "slice_steps"), ("landscape", "trajectory_steps")}
+# How much a cut of each setting costs the reader, relative to others (the grid's resolution matters more
+# than the number of samples per point; the Hessian's iterations less).
+WEIGHTS = {("landscape", "steps"): 2.0, ("landscape", "lanczos_iterations"): 0.5,
+           ("landscape", "hessian_samples"): 0.5, ("relevance", "max_rows"): 3.0, ("featvis", "steps"): 2.0}
 
 
 def shrink(name: str, values: dict[str, Any], fixed: set[str], timing: Timing, size: DataSize,
            seconds: float) -> dict[str, Any]:
-    """Greedily cut the setting whose cut saves most (by about 30% at a time) until the estimate fits
-    `seconds` or every setting is at its floor. Settings in `fixed` (the user's) are never touched."""
+    """Smaller settings whose estimate fits `seconds` (or every setting at its floor). The most valued
+    setting (e.g. the landscape's grid size) is kept as large as the others' cuts allow; settings in
+    `fixed` (the user's) are never touched."""
+    est = ESTIMATORS[name]
+    top = max((k for k, _f in KNOBS[name] if k not in fixed and k in values and WEIGHTS.get((name, k), 1.0) > 1),
+              key=lambda k: WEIGHTS.get((name, k), 1.0), default=None)
+    if top is not None:
+        floor = dict(KNOBS[name])[top]
+        value = values[top]
+        while value >= floor:
+            trial = _greedy(name, {**values, top: value}, fixed | {top}, timing, size, seconds)
+            if est(trial, timing, size) <= seconds:
+                return _refill(name, trial, values, fixed, timing, size, seconds)
+            if value == floor:
+                break
+            value = _cut(name, top, value, floor)
+    return _refill(name, _greedy(name, values, fixed, timing, size, seconds), values, fixed, timing, size, seconds)
+
+
+def _greedy(name: str, values: dict[str, Any], fixed: set[str], timing: Timing, size: DataSize,
+            seconds: float) -> dict[str, Any]:
+    """Cut the setting whose cut saves most (weighted by how much it is valued), about 30% at a time,
+    until the estimate fits `seconds` or every setting is at its floor."""
     est = ESTIMATORS[name]
     values = dict(values)
     while est(values, timing, size) > seconds:
@@ -158,7 +184,8 @@ def shrink(name: str, values: dict[str, Any], fixed: set[str], timing: Timing, s
             if knob in fixed or knob not in values or values[knob] <= floor:
                 continue
             cut = _cut(name, knob, values[knob], floor)
-            saved = est(values, timing, size) - est({**values, knob: cut}, timing, size)
+            saved = (est(values, timing, size) - est({**values, knob: cut}, timing, size)) \
+                / WEIGHTS.get((name, knob), 1.0)
             if saved > 0 and (best is None or saved > best[0]):
                 best = (saved, knob, cut)
         if best is None:
@@ -167,11 +194,30 @@ def shrink(name: str, values: dict[str, Any], fixed: set[str], timing: Timing, s
     return values
 
 
+def _refill(name: str, values: dict[str, Any], original: dict[str, Any], fixed: set[str], timing: Timing,
+            size: DataSize, seconds: float) -> dict[str, Any]:
+    """Give back what still fits, the most valued settings first (greedy cuts can overshoot)."""
+    est = ESTIMATORS[name]
+    knobs = sorted((k for k, _f in KNOBS[name] if k not in fixed and k in values),
+                   key=lambda k: -WEIGHTS.get((name, k), 1.0))
+    grown = True
+    while grown:
+        grown = False
+        for knob in knobs:
+            step = 2 if (name, knob) in ODD else max(1, round(values[knob] * 0.43))
+            up = min(original[knob], values[knob] + step)
+            if up > values[knob] and est({**values, knob: up}, timing, size) <= seconds:
+                values[knob] = up
+                grown = True
+    return values
+
+
 def _cut(name: str, knob: str, value: int, floor: int) -> int:
+    """About 30% less; odd grid sizes (a point at the centre) go down by two."""
+    if (name, knob) in ODD:
+        return max(floor, value - 2 if value % 2 else value - 1)
     new = max(floor, int(value * 0.7))
-    if (name, knob) in ODD and new % 2 == 0 and new > 1:
-        new = new - 1 if new - 1 >= floor else new + 1
-    return min(new, value - 1) if new >= value else new
+    return min(new, value - 1)
 
 
 def describe(name: str, values: dict[str, Any], changed: dict[str, Any], preset: str) -> str:
@@ -255,6 +301,9 @@ def time_plan(ctx: Context, specs: list[Analysis], timing: Timing | None = None)
         if spec.name in ESTIMATORS:
             cfg = ctx.config.analysis_config(spec.name, spec.config_type)
             base[spec.name] = (dataclasses.asdict(cfg), set(ctx.config.analyses.get(spec.name, {})))
+    if "featvis" in base and "activations" in base:
+        acts = base["activations"][0]
+        base["featvis"][0]["_units"] = acts["max_units"] * acts["max_layers"]
     estimates = {n: ESTIMATORS[n](v, timing, size) for n, (v, _f) in base.items()}
     if sum(estimates.values()) <= budget:
         return BudgetPlan(preset, ctx.device, budget, timing)
