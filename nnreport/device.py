@@ -125,11 +125,11 @@ def available_memory(device: str) -> int:
 def default_budget(device: str) -> int:
     """The working memory one analysis may use at a time. On the CPU a quarter of what is available, at
     most 1 GB: the report's resident peak stays near the model plus a few budgets. On a GPU, half of the
-    free memory."""
+    free memory. Rounded down to a power of two, so that batch sizes (and so the bytes of the results) do
+    not change with small differences in free memory."""
     free = available_memory(device)
-    if device == "cpu":
-        return int(max(128 << 20, min(free // 4, 1 << 30)))
-    return int(max(256 << 20, free // 2))
+    budget = max(128 << 20, min(free // 4, 1 << 30)) if device == "cpu" else max(256 << 20, free // 2)
+    return 1 << (int(budget).bit_length() - 1)  # a power of two: the same batches from run to run
 
 
 def model_device(model: torch.nn.Module) -> str:

@@ -37,7 +37,7 @@ from nnreport.inspection import (
     Provenance,
     TensorSpec,
 )
-from nnreport.planning import BudgetPlan, time_plan
+from nnreport.planning import BudgetPlan, Timing, time_plan
 from nnreport.progress import ProgressEvent, ProgressFn, silent
 from nnreport.subject import Subject
 
@@ -190,7 +190,12 @@ def inspect(
                          tensors_fingerprint(t for c in checkpoints for _, t in sorted(c.items())),
                          json.dumps(list(subject.history)), device.split(":")[0], config.precision] + versions)
     specs = plan(config)
-    budget_plan = time_plan(ctx, specs)
+    # The measured timing is cached with the results, so a rebuild makes the same plan (and hits the cache).
+    timing_fp = digest(["time-plan", subject_fp, device])
+    hit = store.get(timing_fp, Timing) if config.cache else None
+    budget_plan = time_plan(ctx, specs, hit[0] if hit else None)
+    if config.cache and hit is None and budget_plan.timing is not None:
+        store.put(timing_fp, budget_plan.timing, 0.0)
     if on_plan is not None:
         on_plan(budget_plan)
     records: list[AnalysisRecord] = []

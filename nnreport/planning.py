@@ -9,6 +9,7 @@ whose analyses fit the budget with the preset's settings (e.g. the demo) keeps t
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -234,14 +235,13 @@ def describe(name: str, values: dict[str, Any], changed: dict[str, Any], preset:
 
 def measure(ctx: Context) -> Timing:
     """Seconds per sample of a forward and of a forward + backward pass (the gradient reaches the input and
-    every parameter), on a small batch after one warm-up call. Under torchrun, rank 0's measurement is used
-    by every process, so all of them make the same plan."""
+    every parameter), on a small batch after one warm-up call, rounded to a power of √2."""
     import torch
 
-    from nnreport import distributed, scoped
+    from nnreport import scoped
 
     one = tuple(t[:1] for t in ctx.example_inputs)
-    n = ctx.batch_size(cap=8, backward=True)
+    n = ctx.batch_size(cap=4, backward=True)
     xs = tuple(t.expand(n, *t.shape[1:]).contiguous() for t in one)
     model = ctx.model
     with scoped.eval_mode(model), scoped.frozen(model, True):
@@ -258,8 +258,12 @@ def measure(ctx: Context) -> Timing:
         backward = _timed(fwd_bwd, ctx.device) / n
         for p in model.parameters():
             p.grad = None
-    forward, backward = distributed.broadcast_floats([forward, max(backward, forward)])
-    return Timing(forward, backward)
+    return Timing(_bucket(forward), _bucket(max(backward, forward)))
+
+
+def _bucket(seconds: float) -> float:
+    """Round to a power of √2, so that small differences between two measurements make the same plan."""
+    return float(2 ** (round(math.log2(max(seconds, 1e-9)) * 2) / 2))
 
 
 def _timed(fn: Callable[[], Any], device: str) -> float:
@@ -286,7 +290,11 @@ def data_size(ctx: Context) -> DataSize:
 
 
 def time_plan(ctx: Context, specs: list[Analysis], timing: Timing | None = None) -> BudgetPlan:
-    """The plan for these analyses under the context's preset (no measurement for `thorough`)."""
+    """The plan for these analyses under the context's preset (no measurement for `thorough`; `timing`:
+    a measurement made earlier, e.g. cached). Under torchrun every process uses rank 0's timing, so all of
+    them make the same plan."""
+    from nnreport import distributed
+
     preset = ctx.config.preset
     budget = BUDGET_SECONDS.get(preset)
     if budget is None:
@@ -294,6 +302,9 @@ def time_plan(ctx: Context, specs: list[Analysis], timing: Timing | None = None)
     try:
         timing = timing or measure(ctx)
     except Exception:  # noqa: BLE001 - a model that cannot be timed keeps the preset's settings
+        timing = Timing(0.0, 0.0)
+    timing = Timing(*distributed.broadcast_floats([timing.forward, timing.backward]))
+    if timing.forward <= 0:
         return BudgetPlan(preset, ctx.device, budget, None)
     size = data_size(ctx)
     base: dict[str, tuple[dict[str, Any], set[str]]] = {}

@@ -105,6 +105,7 @@ def test_stream_over_a_model_matches_full_forward() -> None:
         assert state["features.1"][0].index[:, u].tolist() == order
         pos = argmax_positions(full, np.array(order), np.full(5, u))
         assert pos.tolist() == where[order, u].tolist()
+        assert state["features.1"][0].position[:, u].tolist() == where[order, u].tolist()  # found while streaming
 
 
 # ---- receptive fields --------------------------------------------------------------------------------

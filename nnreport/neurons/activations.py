@@ -18,7 +18,7 @@ from nnreport.context import Context
 from nnreport.errors import Skipped
 from nnreport.neurons import layers as L
 from nnreport.neurons.receptive import Axis, receptive_fields, window
-from nnreport.neurons.topk import Partial, Stats, TopK, argmax_positions, reduce_batch, stream
+from nnreport.neurons.topk import Partial, Stats, TopK, reduce_batch, stream
 
 
 def input_kind(ctx: Context) -> str:
@@ -201,7 +201,8 @@ def _top(ctx: Context, config: ActivationsConfig, tk: TopK, c: L.LayerChoice, fi
     out_shape = tuple(-(-a.size // st) for a, st in zip(fld, step, strict=True))
     crops = np.full((*index.shape, xs.shape[1], *out_shape), np.nan, dtype=np.float16)
     wins = np.zeros((*index.shape, 2, 2), dtype=np.int64)
-    position = _positions(ctx, c.path, xs, index) if fld is not full else np.zeros_like(index)
+    # Found during the streaming pass, while each batch's activations were at hand (no second pass).
+    position = tk.position[:, :shown].T if fld is not full else np.zeros_like(index)
     for u in range(index.shape[0]):
         for r in range(index.shape[1]):
             pos = tuple(int(i) for i in np.unravel_index(int(position[u, r]), spatial)) if fld is not full else (0, 0)
@@ -209,15 +210,6 @@ def _top(ctx: Context, config: ActivationsConfig, tk: TopK, c: L.LayerChoice, fi
             wins[u, r] = win
             crops[u, r] = _crop(images[lookup[int(index[u, r])]], win, step, out_shape)
     return TopExamples(values.astype(np.float32), index, labels, crops, wins)
-
-
-def _positions(ctx: Context, path: str, xs: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """The arg-max position of each unit on each of its top inputs (one forward pass over those inputs)."""
-    rows, inverse = np.unique(index, return_inverse=True)
-    with torch.no_grad(), scoped.eval_mode(ctx.model):
-        act = L.capture(ctx.model, L.module_map(ctx.model, [path]), (ctx.tensor(xs[rows]),))[path].float()
-    units = np.broadcast_to(np.arange(index.shape[0])[:, None], index.shape)
-    return argmax_positions(act, inverse.reshape(index.shape).ravel(), units.ravel()).reshape(index.shape)
 
 
 def _crop(image: np.ndarray, win: tuple[tuple[int, int], ...], step: tuple[int, ...],

@@ -30,24 +30,29 @@ class TopK:
     units: int
     values: np.ndarray = field(init=False)
     index: np.ndarray = field(init=False)
+    # Flat arg-max position of the unit on each kept input (0 for units without positions), when known.
+    position: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         self.values = np.empty((0, self.units), dtype=np.float64)
         self.index = np.empty((0, self.units), dtype=np.int64)
+        self.position = np.empty((0, self.units), dtype=np.int64)
 
     def update(self, values: np.ndarray, offset: int) -> None:
         """Merge a batch: `values` is (B, units) for inputs offset, offset+1, ..."""
         idx = np.broadcast_to(np.arange(offset, offset + values.shape[0])[:, None], values.shape)
         self.merge(values.astype(np.float64), idx)
 
-    def merge(self, values: np.ndarray, index: np.ndarray) -> None:
+    def merge(self, values: np.ndarray, index: np.ndarray, position: np.ndarray | None = None) -> None:
         """Merge candidates (rows in input order for equal values, all from inputs after the kept ones)."""
         vals = np.concatenate([self.values, values])
         index = np.concatenate([self.index, index])
+        pos = np.concatenate([self.position, np.zeros_like(index[len(self.index):]) if position is None else position])
         # A stable sort by value keeps equal values in row order, and the rows are in input order (the kept
         # rows, sorted the same way, all come from earlier inputs): ties go to the earlier input.
         keep = np.argsort(-vals, axis=0, kind="stable")[: self.k]
         self.values, self.index = np.take_along_axis(vals, keep, 0), np.take_along_axis(index, keep, 0)
+        self.position = np.take_along_axis(pos, keep, 0)
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class Partial:
 
     values: np.ndarray
     index: np.ndarray
+    position: np.ndarray  # flat arg-max position of each candidate (found while the activations are here)
     count: int
     total: np.ndarray
     total_sq: np.ndarray
@@ -72,10 +78,12 @@ def reduce_batch(act: torch.Tensor, offset: int, k: int) -> Partial:
     best = unit_scores(act)
     top = TopK(k, best.shape[1])
     top.update(best.cpu().numpy(), offset)
+    units = np.broadcast_to(np.arange(best.shape[1])[None], top.index.shape)
+    position = argmax_positions(act, (top.index - offset).ravel(), units.ravel()).reshape(top.index.shape)
     # Reduce over positions in float32 (one pass each), accumulate across batches in float64.
     a = (act.flatten(2).mean(2) if act.dim() > 2 else act).double()
     low = act.flatten(2).amin(2) if act.dim() > 2 else act
-    return Partial(top.values, top.index, int(act.shape[0]), a.sum(0).cpu().numpy(), (a * a).sum(0).cpu().numpy(),
+    return Partial(top.values, top.index, position, int(act.shape[0]), a.sum(0).cpu().numpy(), (a * a).sum(0).cpu().numpy(),
                    best.amax(0).double().cpu().numpy(), low.amin(0).double().cpu().numpy(),
                    (best > 0).sum(0).cpu().numpy(), (low > 0).sum(0).cpu().numpy())
 
@@ -117,7 +125,7 @@ def stream(partials: Iterator[dict[str, Partial]], units: dict[str, int], k: int
     for i, batch in enumerate(partials):
         for name, p in batch.items():
             top, stats = state[name]
-            top.merge(p.values, p.index)
+            top.merge(p.values, p.index, p.position)
             stats.add(p)
         if step is not None:
             step(i)
