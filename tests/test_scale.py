@@ -283,3 +283,22 @@ def test_work_is_shared_by_rank(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(distributed, "rank_world", lambda: (1, 3))
     assert distributed.share(8) == [1, 4, 7]
+
+
+def test_a_failure_on_one_rank_is_raised_on_every_rank(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An item that raises travels through the gather, so no process waits for another in vain."""
+    from nnreport import distributed
+
+    monkeypatch.setattr(distributed, "rank_world", lambda: (0, 2))
+    monkeypatch.setattr(distributed, "gather", lambda local, count: [local.get(i, i * 10) for i in range(count)])
+
+    def fn(i: int) -> int:
+        if i == 2:
+            raise ValueError("item 2 is bad")
+        return i
+
+    assert distributed.map_shared(lambda i: i, [0, 1, 2, 3]) == [0, 10, 2, 30]
+    with pytest.raises(ValueError, match="item 2 is bad"):
+        distributed.map_shared(fn, [0, 1, 2, 3])
+    with pytest.raises(ValueError, match="item 2 is bad"):
+        list(distributed.stream_shared(fn, 4))
