@@ -16,12 +16,25 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+def maybe_init_distributed() -> tuple[int, int]:
+    """(rank, world size). Under torchrun (WORLD_SIZE > 1 in the environment) the default process group
+    is started once here: gloo on CPU, nccl when CUDA is available."""
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        return 0, 1
+    if not dist.is_initialized():
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return 0, 1
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
 def rank_world() -> tuple[int, int]:
-    """(rank, world size); under torchrun the default process group is started once here."""
+    """(rank, world size), without importing torch outside torchrun."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return 0, 1
-    from nnreport.landscape.surface import maybe_init_distributed
-
     return maybe_init_distributed()
 
 

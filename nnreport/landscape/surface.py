@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from nnreport.distributed import maybe_init_distributed
 from nnreport.landscape.directions import Space
 
 if TYPE_CHECKING:
@@ -137,21 +138,6 @@ class Evaluator:
 
 
 # ---- distributed -----------------------------------------------------------------------------------
-
-
-def maybe_init_distributed() -> tuple[int, int]:
-    """(rank, world size). Under torchrun (WORLD_SIZE > 1 in the environment) the default process group
-    is started once here: gloo on CPU, nccl when CUDA is available."""
-    import torch
-    import torch.distributed as dist
-
-    if not dist.is_available():
-        return 0, 1
-    if not dist.is_initialized():
-        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-            return 0, 1
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), dist.get_world_size()
 
 
 def _all_gather(values: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
