@@ -68,8 +68,17 @@ def one(model_name: str, preset: str, device: str, n: int) -> dict[str, object]:
     model = model.cpu()
     config = ReportConfig(preset=preset, cache=False, device=device, max_samples=n)  # type: ignore[arg-type]
     lines: list[str] = []
+    peaks: dict[str, float] = {}
+
+    def progress(event: object) -> None:
+        """Peak resident memory of each analysis: the high-water mark is reset when one starts."""
+        if getattr(event, "final", False):
+            peaks[str(getattr(event, "stage"))] = round(_high_water() / 2**30, 2)
+        elif getattr(event, "done", 1) == 0 and getattr(event, "message", "") == "":
+            _reset_high_water()
+
     start = time.perf_counter()
-    insp = nnreport.inspect(model, data, config, on_plan=lambda p: lines.extend(p.lines()))
+    insp = nnreport.inspect(model, data, config, on_plan=lambda p: lines.extend(p.lines()), progress=progress)
     with tempfile.TemporaryDirectory() as out:
         nnreport.render(insp, out)
     total = time.perf_counter() - start
@@ -78,8 +87,26 @@ def one(model_name: str, preset: str, device: str, n: int) -> dict[str, object]:
         "forward_seconds": round(forward, 2), "ratio": round(total / forward, 1),
         "peak_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
         "analyses": {r.name: (r.seconds if r.status == "ok" else r.status) for r in insp.manifest.records},
+        "analysis_peak_gb": {r.name: peaks.get(r.title) for r in insp.manifest.records},
         "plan": lines,
     }
+
+
+def _high_water() -> int:
+    """Peak resident bytes since the last reset (Linux VmHWM)."""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _reset_high_water() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")  # resets VmHWM to the current resident size
+    except OSError:
+        pass
 
 
 def table(rows: list[dict[str, object]]) -> str:
@@ -121,6 +148,8 @@ def main() -> None:
             print("\n".join(row["plan"]), flush=True)
             print(f"{name} {preset}: {row['seconds']} s, peak {row['peak_gb']} GB, "
                   f"{row['ratio']}× one forward pass over {row['images']} images ({row['forward_seconds']} s)",
+                  flush=True)
+            print("  peak GB per analysis: " + ", ".join(f"{k} {v}" for k, v in row["analysis_peak_gb"].items()),
                   flush=True)
     print(table(rows))
 
