@@ -47,6 +47,7 @@ def one(model_name: str, preset: str, device: str, n: int) -> dict[str, object]:
     from nnreport.datasets import Dataset
     from nnreport.device import resolve_device
     from nnreport.memory import reuse_freed_memory
+    from nnreport.progress import ProgressEvent
 
     reuse_freed_memory()  # as the command line does
     torch.manual_seed(0)
@@ -70,11 +71,11 @@ def one(model_name: str, preset: str, device: str, n: int) -> dict[str, object]:
     lines: list[str] = []
     peaks: dict[str, float] = {}
 
-    def progress(event: object) -> None:
+    def progress(event: ProgressEvent) -> None:
         """Peak resident memory of each analysis: the high-water mark is reset when one starts."""
-        if getattr(event, "final", False):
-            peaks[str(getattr(event, "stage"))] = round(_high_water() / 2**30, 2)
-        elif getattr(event, "done", 1) == 0 and getattr(event, "message", "") == "":
+        if event.final:
+            peaks[event.stage] = round(_high_water() / 2**30, 2)
+        elif event.done == 0 and event.message == "":
             _reset_high_water()
 
     start = time.perf_counter()
