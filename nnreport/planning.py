@@ -248,16 +248,17 @@ def measure(ctx: Context) -> Timing:
         with torch.no_grad():
             ctx.forward(*xs)
             forward = _timed(lambda: ctx.forward(*xs), ctx.device) / n
-        grads = [x.detach().requires_grad_(x.is_floating_point()) for x in xs]
+        leaves = [x.detach().requires_grad_(x.is_floating_point()) for x in xs]
 
         def fwd_bwd() -> None:
-            out = ctx.forward(*grads).float().sum()
+            out = ctx.forward(*leaves).float().sum()
             if out.requires_grad:
                 out.backward()
 
+        kept = [(p, p.grad) for p in model.parameters()]
         backward = _timed(fwd_bwd, ctx.device) / n
-        for p in model.parameters():
-            p.grad = None
+        for p, g in kept:
+            p.grad = g  # the user's gradients, if any, are left as they were
     return Timing(_bucket(forward), _bucket(max(backward, forward)))
 
 
