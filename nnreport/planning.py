@@ -256,6 +256,8 @@ def measure(ctx: Context) -> Timing:
                 out.backward()
 
         kept = [(p, p.grad) for p in model.parameters()]
+        for p, _g in kept:
+            p.grad = None  # backward would add into the user's gradient tensors in place
         backward = _timed(fwd_bwd, ctx.device) / n
         for p, g in kept:
             p.grad = g  # the user's gradients, if any, are left as they were

@@ -302,3 +302,22 @@ def test_a_failure_on_one_rank_is_raised_on_every_rank(monkeypatch: pytest.Monke
         distributed.map_shared(fn, [0, 1, 2, 3])
     with pytest.raises(ValueError, match="item 2 is bad"):
         list(distributed.stream_shared(fn, 4))
+
+
+def test_timing_the_model_leaves_it_as_it_was() -> None:
+    model = TinyCNN().eval()
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 0.5)
+    model.classifier.weight.requires_grad_(False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    timing = planning.measure(_context(model))
+    assert timing.forward > 0 and timing.backward >= timing.forward
+    assert all(torch.equal(p.grad, torch.full_like(p, 0.5)) for p in model.parameters())  # type: ignore[arg-type]
+    assert not model.classifier.weight.requires_grad and not model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def _context(model: torch.nn.Module) -> object:
+    from nnreport.context import Context
+
+    return Context(model, (torch.randn(2, 1, 16, 16),))
