@@ -252,7 +252,9 @@ def _sharpness(ctx: Context, config: LandscapeConfig, space: Space, plane_ev: Ev
 
     x, y = ctx.samples(config.hessian_samples)
     assert y is not None  # only called from run(), after ctx.require_labels: both splits have labels
-    batches = make_batches(x, y, ctx.batch_size(config.batch_size, backward=True))
+    # A Hessian-vector product keeps the first backward pass's graph for the second: about three times
+    # what one backward pass holds, hence a third of the backward batch.
+    batches = make_batches(x, y, max(1, ctx.batch_size(config.batch_size, backward=True) // 3))
     params = space.tensors
     gen = ctx.generator("landscape-lanczos")
     plane_ev.set_point((0.0, 0.0))
