@@ -3,6 +3,8 @@
 For the ResNet-18-, Inception- and DenseNet-121-like test models, fully expanded (every op, no group
 frames), it prints the edge crossings counted geometrically on the drawn polylines (dot's splines are
 sampled into polylines) and the layout time. dot is used only here (`apt-get install -y graphviz`).
+With Chromium and playwright at hand it also runs the page's JavaScript port of the layout
+(assets/nnreport-graph-layout.js) on the nested view, which must give the same drawing as Python's.
 
     python3 benchmarks/graph_layout.py [--dot-timeout 600] [--models resnet18,inception,densenet121]
 """
@@ -89,6 +91,31 @@ def _row(graph: str, who: str, points: object, pairs: object, seconds: object, o
     print(f"{graph:<20} {who:<26} {points!s:>9} {pairs!s:>10} {secs:>8} | {ratio:>13} {speed:>9}", flush=True)
 
 
+def _javascript_nested(graph: Graph) -> tuple[list[list[tuple[float, float]]], float, int] | None:
+    """The nested view laid out by the page's JavaScript in headless Chromium: (polylines, seconds, crossings)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    if not Path("/usr/bin/chromium").exists():
+        return None
+    from nnreport.graph.packed import pack
+    from nnreport.resources import resource_dir
+    from nnreport.site.pages.graph import LAYOUT_SCRIPT, page_data
+
+    data = page_data(pack(graph), 4)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox"])
+        page = browser.new_page()
+        page.add_script_tag(content=(resource_dir("templates") / "static" / LAYOUT_SCRIPT).read_text(encoding="utf-8"))
+        out = page.evaluate("""data => { const g = nnreportGraph.decode(data.graph), t = performance.now();
+            const all = g.groups.filter(x => x.id).map(x => x.id);
+            const v = nnreportGraph.drawView(g, all, data.restarts, new Map());
+            return {ms: performance.now() - t, crossings: v.crossings, lines: v.edges.map(e => e.points)}; }""", data)
+        browser.close()
+    return [[tuple(q) for q in line] for line in out["lines"]], out["ms"] / 1000, out["crossings"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dot-timeout", type=float, default=600.0, help="seconds per dot run")
@@ -115,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         nested_t = time.perf_counter() - start
         nested_lines = [e.points for e in nested.edges]
         _row("", "nnreport (nested groups)", count_crossings(nested_lines), edge_pair_crossings(nested_lines), nested_t, None)
+        js = _javascript_nested(graph)
+        if js is not None:
+            js_lines, js_t, same = js
+            _row("", "page JS (nested groups)", count_crossings(js_lines), edge_pair_crossings(js_lines), js_t, None)
+            print(f"{'':<20} {'':<26} layered crossings: Python {nested.view.crossings}, JavaScript {same}")
         if not have_dot:
             continue
         sizes = {b.id: (b.width, b.height) for b in flat.nodes.values()}

@@ -26,7 +26,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from nnreport.relevance import explain, prepare  # noqa: E402
 from nnreport.zoo import DigitsCNN  # noqa: E402
 
-from models import ResNetLike, TinyCNN  # noqa: E402
+from models import ResNetLike, TinyCNN, TinyViT  # noqa: E402
 
 COMPOSITES = ["epsilon_plus_flat", "epsilon_gamma_box", "epsilon_alpha2_beta1"]
 
@@ -155,12 +155,38 @@ def bench(name: str, model: nn.Module, x: torch.Tensor, repeats: int, peers: boo
                 print(f"  captum LRP failed on this model: {type(exc).__name__}: {str(exc)[:120]}")
 
 
+VIT_SETTINGS = [("epsilon", "attnlrp"), ("epsilon", "cp"), ("epsilon_box", "attnlrp"), ("epsilon_gamma_box", "cp")]
+
+
+def bench_vit(model: nn.Module, x: torch.Tensor, repeats: int) -> None:
+    """The ViT row: LRP with the transformer rules (attention written out) against one plain gradient."""
+    import resource
+
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    with torch.no_grad():
+        target = model(x).argmax(1)
+    canon = prepare(model, x)
+    base = median_time(gradient_once(model, x, target), repeats)
+    print(f"\nViT (patch conv, nn.TransformerEncoderLayer ×{len(model.blocks)}, LayerNorm, GELU): batch "
+          f"{tuple(x.shape)}; one gradient {base * 1e3:.1f} ms")
+    print(f"  {'composite / attention':30s} {'ours ms':>9s} {'÷ gradient':>11s} {'goal ≤2×':>9s}")
+    low, high = float(x.min()), float(x.max())
+    for comp, attention in VIT_SETTINGS:
+        t = median_time(lambda c=comp, a=attention: explain(canon, x, target, "lrp", composite=c, attention=a,
+                                                            low=low, high=high).relevance, repeats)
+        print(f"  {comp + ' / ' + attention:30s} {t * 1e3:9.1f} {t / base:10.2f}× {'ok' if t / base <= 2 else 'OVER':>9s}")
+    print(f"  peak resident memory of this process so far: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--no-peers", action="store_true", help="skip zennit and captum")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--wall", action="store_true", help="wall-clock instead of process CPU time")
+    ap.add_argument("--only-vit", action="store_true", help="only the ViT row")
     args = ap.parse_args()
     global CLOCK
     CLOCK = time.perf_counter if args.wall else time.process_time
@@ -168,6 +194,10 @@ def main() -> None:
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
           f"{'wall-clock' if args.wall else 'process CPU'} time, median of {args.repeats}")
+    torch.manual_seed(0)
+    bench_vit(TinyViT(size=32, dim=64, depth=4, heads=4, classes=10), torch.randn(16, 3, 32, 32), args.repeats)
+    if args.only_vit:
+        return
     bench("digits CNN (demo: residual, BatchNorm)", DigitsCNN(), torch.randn(64, 1, 16, 16), args.repeats, not args.no_peers)
     bench("TinyCNN (conv-relu-maxpool, no BN)", TinyCNN(), torch.randn(64, 1, 16, 16), args.repeats, not args.no_peers)
     torch.manual_seed(0)

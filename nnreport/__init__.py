@@ -27,7 +27,7 @@ _LAZY = {
     "draw_graph": "nnreport.graph",
     "attribute": "nnreport.relevance",
     "loss_landscape": "nnreport.landscape",
-    "compare": "nnreport.compare",
+    "compare": "nnreport.api",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

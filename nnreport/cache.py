@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -67,8 +68,21 @@ def tensors_fingerprint(tensors: Iterable[torch.Tensor]) -> str:
 def dataset_fingerprint(data: Dataset | None) -> str:
     if data is None:
         return "none"
+    data = _lazy_as_fingerprints(data)
     tree, arrays = codec.encode(data)
     return digest([json.dumps(tree, sort_keys=True)] + [k.encode() + np.ascontiguousarray(arrays[k]).tobytes() for k in sorted(arrays)])
+
+
+def _lazy_as_fingerprints(data: Dataset) -> Dataset:
+    """Streamed inputs stand in the fingerprint by their identity (files, sizes, times, preprocessing), not their
+    decoded pixels, so fingerprinting reads no image."""
+    from nnreport.streaming import LazyInputs
+
+    lazy = {k: getattr(data, k) for k in ("x_train", "x_test") if isinstance(getattr(data, k), LazyInputs)}
+    if not lazy:
+        return data
+    marks: dict[str, Any] = {k: np.frombuffer(v.fingerprint().encode(), np.uint8) for k, v in lazy.items()}
+    return dataclasses.replace(data, **marks)
 
 
 class ResultCache:
@@ -80,29 +94,53 @@ class ResultCache:
     def _dir(self, fingerprint: str) -> Path:
         return self.root / "results" / fingerprint[:2] / fingerprint
 
-    def scratch(self, fingerprint: str) -> Path:
-        """A folder for an analysis's checkpoints, so that an interrupted run can resume."""
+    def probe(self) -> str:
+        """'' when results can be stored here, else why not (the build then runs without a cache)."""
+        try:
+            (self.root / "results").mkdir(parents=True, exist_ok=True)
+            Path(tempfile.mkdtemp(dir=self.root / "results", prefix=".probe-")).rmdir()
+        except OSError as exc:
+            return f"cannot write the result cache {self.root} ({exc.strerror or exc})"
+        return ""
+
+    def scratch(self, fingerprint: str) -> Path | None:
+        """A folder for an analysis's checkpoints, so that an interrupted run can resume (None: no room)."""
         path = self.root / "scratch" / fingerprint
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return None
         return path
 
     def get(self, fingerprint: str, result_type: type) -> tuple[Any, float | None] | None:
+        """A stored result, or None. An unreadable entry (truncated, bit-flipped, wrong type) is a miss,
+        and is removed so that `put` writes it afresh."""
         folder = self._dir(fingerprint)
+        if not folder.is_dir():
+            return None
         try:
             meta = json.loads((folder / "meta.json").read_text())
             npz = folder / "result.npz"
             result = codec.from_files(result_type, (folder / "result.json").read_text(), npz.read_bytes() if npz.exists() else None)
-        except (OSError, ValueError, KeyError, TypeError):
+            seconds = meta.get("seconds") if isinstance(meta, dict) else None
+            if seconds is not None and not isinstance(seconds, (int, float)):
+                raise TypeError("meta.json: seconds is not a number")
+        except Exception:  # any damage at all: zip, JSON, UTF-8, recursion, decoding errors
+            shutil.rmtree(folder, ignore_errors=True)
             return None
-        return result, meta.get("seconds")
+        return result, seconds
 
     def put(self, fingerprint: str, result: Any, seconds: float) -> None:
-        """Write atomically: a half-written entry is never visible."""
+        """Write atomically: a half-written entry is never visible. A cache that cannot be written is
+        skipped (the build goes on)."""
         folder = self._dir(fingerprint)
         if folder.exists():
             return
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
+        except OSError:
+            return
         try:
             text, npz = codec.to_files(result)
             (tmp / "result.json").write_text(text)

@@ -56,6 +56,31 @@ def _add_inspect_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory-budget", metavar="SIZE", help="working memory per analysis, e.g. 4GB (default: from free memory)")
 
 
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--eval-data", metavar="DATA", help="a separate test set (any data spec); --data is then all "
+                   "training data, with no random split")
+    p.add_argument("--transform", metavar="imagenet|FILE.py:callable",
+                   help="the model's own preprocessing of images: imagenet (resize 256, centre-crop 224, ImageNet "
+                   "mean/std) or a callable from a PIL image to a tensor (e.g. torchvision weights.transforms())")
+    p.add_argument("--image-size", type=int, metavar="N", help="resize images' shorter side to N and centre-crop N×N")
+    p.add_argument("--normalize", choices=("imagenet", "data", "none"),
+                   help="image normalisation: ImageNet's mean/std, the data's own (default for image folders), or none")
+
+
+def _data_options(args: argparse.Namespace, subject: Any = None) -> Any:
+    """The data options of the command line, falling back on what a model spec's Subject says."""
+    from nnreport.errors import UsageError
+    from nnreport.loading import DataOptions
+
+    has_data = bool(args.data) or getattr(subject, "data", None) is not None
+    if args.eval_data and not has_data:
+        raise UsageError("--eval-data needs --data (the training set it is evaluated against)")
+    if not has_data and (args.transform or args.image_size is not None or args.normalize):
+        raise UsageError("--transform, --image-size and --normalize preprocess data; pass --data too")
+    return DataOptions(transform=args.transform or getattr(subject, "transform", None), image_size=args.image_size,
+                       normalize=args.normalize, eval_data=args.eval_data or getattr(subject, "eval_data", None))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="nnreport", description="Turn a PyTorch model into a self-contained, offline HTML report.",
                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -68,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "a TorchScript archive, or weights.pt with --factory")
     b.add_argument("--data", metavar="DATA", help="built-in name (digits, shapes, moons, circles, xor, spiral, gauss, "
                    "iris, cars), data.npz, data.pt, an image folder, or file.py:callable")
+    _add_data_options(b)
     b.add_argument("--input-shape", metavar="SHAPE", help="synthetic inputs without data, e.g. 1,3,32,32 (several: 1,3;1,5)")
     b.add_argument("--factory", metavar="FILE.py:callable", help="builds the module that a state-dict MODEL is loaded into")
     b.add_argument("--unsafe-pickle", action="store_true", help="allow a fully pickled module (runs code from the file)")
@@ -97,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("b", metavar="B", help="head: a model spec (or, with --bundles, a saved report or its inspection/)")
     c.add_argument("--bundles", action="store_true", help="A and B are saved reports: compare without recomputing")
     c.add_argument("--data", metavar="DATA", help="data both models are inspected on (see build --data)")
+    _add_data_options(c)
     c.add_argument("--input-shape", metavar="SHAPE", help="synthetic inputs without data")
     c.add_argument("--factory", metavar="FILE.py:callable", help="builds the module for state-dict checkpoints")
     c.add_argument("--unsafe-pickle", action="store_true", help="allow fully pickled modules")
@@ -112,9 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _config(args: argparse.Namespace) -> Any:
     from dataclasses import replace
 
-    from nnreport.config import ReportConfig, load_toml
+    from nnreport.analyses import load_all
+    from nnreport.config import ReportConfig, check_tables, load_toml
 
     config = load_toml(args.config) if getattr(args, "config", None) else ReportConfig()
+    if getattr(args, "config", None):
+        check_tables(config.analyses, load_all(), args.config)  # before any model is loaded
     overrides = {
         "preset": args.preset, "seed": args.seed, "only": args.only, "skip": args.skip, "theme": args.theme,
         "single_file": args.single_file, "title": args.title, "device": args.device, "precision": args.precision,
@@ -136,18 +166,22 @@ def _progress() -> Any:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from nnreport import api
-    from nnreport.loading import load_checkpoints, load_data, load_model
+    from nnreport.loading import load_checkpoints, load_model, resolve
 
     config = _config(args)
     _check_theme(config.theme)
+    _check_out(args.out)
     _check_device(config.device)
     subject = load_model(args.model, factory=args.factory, unsafe_pickle=args.unsafe_pickle, seed=config.seed)
     if args.checkpoints:
         subject.checkpoints = load_checkpoints(args.checkpoints, subject.model)
-    data = load_data(args.data, config.seed) if args.data else None
+    # The command line's data options (falling back on a model spec Subject's transform/eval_data) and its own
+    # data, if any, resolved once here; api.inspect takes the resolved subject as it is.
+    subject = resolve(subject, args.data, input_shape=args.input_shape, seed=config.seed,
+                      options=_data_options(args, subject))
     try:
-        insp = api.inspect(subject, data, config, input_shape=args.input_shape, progress=_progress(),
-                           model_spec=args.model, on_plan=_show_plan(args.plan))
+        insp = api.inspect(subject, None, config, progress=_progress(), model_spec=args.model,
+                           on_plan=_show_plan(args.plan))
     except PlanShown:
         return EXIT_OK
     return _write(insp, args.out, config)
@@ -173,6 +207,12 @@ def _check_device(spec: str) -> None:
     resolve_device(spec)  # a device that is not there fails before the model is loaded
 
 
+def _check_out(out: str) -> None:
+    from nnreport.site.output import check_out
+
+    check_out(out)  # refuse an unwritable or foreign --out before the long computation, not after
+
+
 def _check_theme(name: str) -> None:
     from nnreport.site.themes import load_theme
 
@@ -189,6 +229,10 @@ def _write(insp: Any, out: str, config: Any) -> int:
     entry = path / ("report.html" if config.single_file else "index.html")
     failed = insp.failed
     print(f"nnreport: wrote {entry}", file=sys.stderr)
+    if insp.manifest.model.nonfinite:
+        print(f"nnreport: not finite: {insp.manifest.model.nonfinite}", file=sys.stderr)
+        if not failed:
+            return EXIT_ANALYSES_FAILED
     if failed:
         names = ", ".join(r.name for r in failed)
         print(f"nnreport: {len(failed)} analysis(es) failed ({names}); their pages show the errors", file=sys.stderr)
@@ -200,6 +244,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from nnreport.api import render
     from nnreport.inspection import Inspection
 
+    _check_out(args.out)
     insp = Inspection.load(args.bundle)
     theme = args.theme or "light"
     path = render(insp, args.out, theme=theme, single_file=bool(args.single_file), timings=not args.no_timings)
@@ -213,11 +258,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     config = _config(args)
     _check_theme(config.theme)
+    out = args.out or ("nnreport-playground" if args.playground else "nnreport-demo")
+    _check_out(out)
     _check_device(config.device)
     subject, data, name = demo_subject(playground=args.playground, seed=config.seed, progress=_progress())
     insp = api.inspect(subject, data, config, progress=_progress(), model_spec=f"nnreport demo ({name})",
                        on_plan=_show_plan(False))
-    return _write(insp, args.out or ("nnreport-playground" if args.playground else "nnreport-demo"), config)
+    return _write(insp, out, config)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -238,10 +285,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from nnreport.compare import compare, parse_names
+    from nnreport.api import compare
+    from nnreport.compare import parse_names
 
     config = _config(args)
     _check_theme(config.theme)
+    _check_out(args.out)
     names = parse_names(args.names)
     if args.bundles:
         from nnreport.inspection import Inspection
@@ -251,15 +300,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     else:
         from nnreport.loading import load_data, load_model
 
-        data = load_data(args.data, config.seed) if args.data else None
+        data = load_data(args.data, config.seed, _data_options(args)) if args.data else None
         sides = tuple(load_model(spec, factory=args.factory, unsafe_pickle=args.unsafe_pickle, seed=config.seed)
                       for spec in (args.a, args.b))  # type: ignore[assignment]
-        if data is None and args.input_shape:
-            from nnreport.loading import example_inputs
-
-            for side in sides:
-                side.example_inputs = example_inputs(side, None, args.input_shape, config.seed)
-    report = compare(sides[0], sides[1], data=data, config=config, names=names, progress=_progress())
+    report = compare(sides[0], sides[1], data=data, config=config, names=names, progress=_progress(),
+                     input_shape=args.input_shape)
     path = report.save(args.out, theme=config.theme, single_file=config.single_file, timings=config.timings)
     print(f"nnreport: wrote {path / ('report.html' if config.single_file else 'index.html')}", file=sys.stderr)
     failed = report.a.failed + report.b.failed
@@ -293,10 +338,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nnreport: interrupted; any existing report was left as it was", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except SystemExit as exc:  # user code (a model, a data callable) called sys.exit(): never a silent 0
+        if debug:
+            raise
+        print(f"nnreport: error: the model or a callable it runs called sys.exit({exc.code!r}); "
+              "nothing was written", file=sys.stderr)
+        return EXIT_FAILURE
     except NNReportError as exc:
         if debug:
             raise
-        print(f"nnreport: error: {exc}", file=sys.stderr)
+        message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())  # always one line
+        print(f"nnreport: error: {message}", file=sys.stderr)
         return exc.exit_code
     except Exception as exc:  # anything else is a bug or an environment problem; keep it to one line
         if debug:

@@ -40,7 +40,9 @@ def _encode(obj: Any, path: str, arrays: dict[str, np.ndarray]) -> Any:
         for key in obj:
             if not isinstance(key, str):
                 raise TypeError(f"{path}: mapping keys must be str, got {type(key).__name__}")
-        return {k: _encode(v, f"{path}.{k}", arrays) for k, v in obj.items()}
+        # Sorted, so that a mapping's arrays are numbered the same whatever order it was filled in (a
+        # result read back from the cache has its keys in JSON's sorted order).
+        return {k: _encode(obj[k], f"{path}.{k}", arrays) for k in sorted(obj)}
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     raise TypeError(f"{path}: cannot encode {type(obj).__name__}; results hold numpy arrays and plain values")
@@ -69,7 +71,7 @@ def decode(tp: Any, tree: Any, arrays: Mapping[str, np.ndarray]) -> Any:
     if origin is dict or tp is dict:
         args = get_args(tp)
         item = args[1] if args else Any
-        return {k: decode(item, v, arrays) for k, v in tree.items()}
+        return {k: decode(item, tree[k], arrays) for k in sorted(tree)}
     if origin is Literal:
         if tree not in get_args(tp):
             raise ValueError(f"{tree!r} is not one of {get_args(tp)}")

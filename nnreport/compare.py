@@ -1,17 +1,15 @@
-"""Compare two models (or two saved inspections): what changed in layers, metrics and predictions."""
+"""What differs between two inspections: layers, metrics, per-class accuracy and prediction flips (the
+comparing itself, and ComparisonReport, are in nnreport.api)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from nnreport.config import ReportConfig
 from nnreport.errors import UsageError
 from nnreport.inspection import Inspection
-from nnreport.progress import ProgressFn, silent
 
 if TYPE_CHECKING:
     from nnreport.analyses.summary import LayerRow, SummaryResult
@@ -95,7 +93,7 @@ def _key_rows(summary: SummaryResult | None) -> dict[tuple[str, int], LayerRow]:
 
 
 def _shape_text(row: LayerRow | None) -> str:
-    from nnreport.site.formatting import fmt_shapes
+    from nnreport.formatting import fmt_shapes
 
     return fmt_shapes([s[1:] for s in row.output_shapes]) if row is not None else ""
 
@@ -207,98 +205,6 @@ def compare_inspections(a: Inspection, b: Inspection, names: tuple[str, str] = (
         **common, flips=flips, flips_total=int(len(idx)), fixed=int(right_b.sum()),  # type: ignore[arg-type]
         broken=int(right_a.sum()), evaluated=len(preds.labels), prediction_note="", relevance_method=method,
     )
-
-
-def _flip_details(subject_a: Any, subject_b: Any, data: Any) -> Any:
-    """Pictures for flipped samples: the input and each model's LRP map for its own prediction."""
-
-    def details(indices: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, str]:
-        import torch
-
-        if data is None or data.kind != "image":
-            return None, None, None, ""
-        x = torch.from_numpy(np.ascontiguousarray(data.x_test[indices]))
-        images = data.to_display(data.x_test[indices]).astype(np.float32)
-        maps = []
-        for subject in (subject_a, subject_b):
-            try:
-                from nnreport.relevance import attribute
-
-                maps.append(attribute(subject.model, x, None, method="lrp").sum(axis=1).astype(np.float32))
-            except Exception:  # a model LRP cannot explain: show the inputs without maps
-                return images, None, None, ""
-        return images, maps[0], maps[1], "LRP (epsilon_plus_flat), each model for its own prediction"
-
-    return details
-
-
-@dataclass
-class ComparisonReport:
-    """Two inspections and what differs between them; `.save(out)` writes the compare site."""
-
-    a: Inspection
-    b: Inspection
-    result: Comparison
-
-    def save(self, out: str | Path, theme: str = "light", single_file: bool = False, timings: bool = True) -> Path:
-        from nnreport.site.compare import render_comparison
-
-        return render_comparison(self, out, theme=theme, single_file=single_file, timings=timings)
-
-    def markdown(self) -> str:
-        from nnreport.site.compare import comparison_markdown
-
-        return comparison_markdown(self)
-
-
-def _as_inspection(item: Any, data: Any, config: ReportConfig, progress: ProgressFn, label: str) -> tuple[Inspection, Any]:
-    from nnreport.api import Report, inspect
-    from nnreport.loading import load_model
-
-    if isinstance(item, Inspection):
-        return item, None
-    if isinstance(item, Report):
-        return item.inspect(), load_model(item.model, seed=config.seed)
-    if isinstance(item, (str, Path)) and Path(item).is_dir():
-        return Inspection.load(item), None
-    subject = load_model(item, seed=config.seed)
-    return inspect(subject, data, config, progress=progress, model_spec=str(item) if isinstance(item, str) else label), subject
-
-
-def compare(a: Any, b: Any, data: Any = None, config: ReportConfig | None = None, names: tuple[str, str] = ("A", "B"),
-            progress: ProgressFn = silent) -> ComparisonReport:
-    """Compare two models (nn.Module, Subject, model spec or Report) or two saved inspections (Inspection
-    or bundle folder). Models are inspected with the same config, data and seed, so that every analysis
-    sees the same inputs, grid and directions."""
-    from nnreport.loading import load_data
-
-    config = config or ReportConfig()
-    dataset = load_data(data, config.seed) if data is not None else None
-    insp_a, subj_a = _as_inspection(a, dataset, config, progress, names[0])
-    insp_b, subj_b = _as_inspection(b, dataset, config, progress, names[1])
-    if dataset is None:
-        dataset = _builtin_data(insp_a, config.seed)
-    details = _flip_details(subj_a, subj_b, dataset) if subj_a is not None and subj_b is not None else None
-    if details is None and dataset is not None:
-        details = _images_only(dataset)
-    return ComparisonReport(insp_a, insp_b, compare_inspections(insp_a, insp_b, names, details))
-
-
-def _builtin_data(insp: Inspection, seed: int) -> Any:
-    """Built-in data named in a bundle can be rebuilt exactly, so flips get their pictures from bundles too."""
-    from nnreport.datasets import builtin_names, load_builtin
-
-    name = insp.manifest.model.data_name
-    return load_builtin(name, insp.manifest.provenance.seed) if name in builtin_names() else None
-
-
-def _images_only(data: Any) -> Any:
-    def details(indices: np.ndarray) -> tuple[np.ndarray | None, None, None, str]:
-        if data.kind != "image":
-            return None, None, None, ""
-        return data.to_display(data.x_test[indices]).astype(np.float32), None, None, ""
-
-    return details
 
 
 def parse_names(text: str | None) -> tuple[str, str]:

@@ -5,10 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Union
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from nnreport.streaming import LazyInputs
+
+# In-memory arrays, or inputs read on demand (image folders, torch Datasets): both index like numpy.
+Inputs = Union[np.ndarray, "LazyInputs"]
 DataKind = Literal["image", "points", "tabular", "sequence", "other"]
 
 
@@ -18,9 +23,9 @@ class Dataset:
 
     name: str
     kind: DataKind
-    x_train: np.ndarray
+    x_train: Inputs
     y_train: np.ndarray | None
-    x_test: np.ndarray
+    x_test: Inputs
     y_test: np.ndarray | None
     class_names: tuple[str, ...] | None = None
     feature_names: tuple[str, ...] | None = None
@@ -30,6 +35,13 @@ class Dataset:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     description: str = ""
+    # Token data: the string of each id (so token heatmaps can show words).
+    vocab: tuple[str, ...] | None = None
+    # For the model card: what the model was fed, how the splits came about, and files left out.
+    preprocessing: str = ""
+    split: str = ""
+    skipped: tuple[str, ...] = ()   # the first few unreadable files, "name: why"
+    skipped_count: int = 0
 
     @property
     def has_labels(self) -> bool:
@@ -48,14 +60,45 @@ class Dataset:
         return tuple(self.x_test.shape[1:])
 
     def value_range(self) -> tuple[float, float]:
-        """The range of input values, as seen in the data."""
-        x = np.concatenate([self.x_train[:2000], self.x_test[:2000]])
-        return float(x.min()), float(x.max())
+        """The range of input values: for streamed images with a known normalisation, the image of [0, 1]
+        under it (nothing read); otherwise as seen in (at most 4,000 samples of) the data."""
+        if not isinstance(self.x_test, np.ndarray) and self.kind == "image" and self.mean is not None \
+                and self.std is not None:
+            lows = [(0.0 - m) / s for m, s in zip(self.mean, self.std, strict=True)]
+            highs = [(1.0 - m) / s for m, s in zip(self.mean, self.std, strict=True)]
+            return float(min(lows)), float(max(highs))
+        if isinstance(self.x_test, np.ndarray) and isinstance(self.x_train, np.ndarray):
+            x = np.concatenate([self.x_train[:2000], self.x_test[:2000]])
+            return float(x.min()), float(x.max())
+        lo, hi = np.inf, -np.inf  # streamed: 256 of each split, read a batch at a time
+        for split in (self.x_train, self.x_test):
+            for start in range(0, min(256, len(split)), 64):
+                batch = np.asarray(split[start:min(start + 64, 256, len(split))])
+                lo, hi = min(lo, float(batch.min())), max(hi, float(batch.max()))
+        return float(lo), float(hi)
+
+    def card_notes(self) -> tuple[str, ...]:
+        """Lines for the model card: the preprocessing, the split and any files that were left out."""
+        notes = []
+        if self.preprocessing:
+            notes.append(f"Fed to the model: {self.preprocessing}.")
+        if self.split:
+            notes.append(f"Split: {self.split}.")
+        if self.skipped_count:
+            shown = "; ".join(self.skipped)
+            more = f" (and {self.skipped_count - len(self.skipped)} more)" if self.skipped_count > len(self.skipped) else ""
+            notes.append(f"Skipped {self.skipped_count} unreadable file(s): {shown}{more}.")
+        return tuple(notes)
 
     def to_display(self, x: np.ndarray) -> np.ndarray:
-        """Undo the normalisation of image inputs (N, C, H, W) so that they show as [0, 1]."""
+        """Undo the normalisation of image inputs (N, C, H, W) so that they show as [0, 1] (where the data does
+        not say how it was normalised, values outside [0, 1] are scaled by the batch's range)."""
+        x = np.asarray(x)
         if self.mean is None or self.std is None:
-            return x
+            lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 1.0)
+            if self.kind != "image" or (lo >= 0.0 and hi <= 1.0):
+                return x
+            return ((x - lo) / (hi - lo if hi > lo else 1.0)).astype(x.dtype)
         mean = np.asarray(self.mean, dtype=x.dtype).reshape(1, -1, 1, 1)
         std = np.asarray(self.std, dtype=x.dtype).reshape(1, -1, 1, 1)
         return np.clip(x * std + mean, 0.0, 1.0)
@@ -86,7 +129,9 @@ def load_builtin(name: str, seed: int = 0) -> Dataset:
     if name not in _BUILTINS:
         raise KeyError(f"unknown built-in dataset {name!r}; known: {', '.join(builtin_names())}")
     ds = _BUILTINS[name](seed)
-    return replace(ds, description=ds.description or BUILTIN_DESCRIPTIONS[name])
+    split = ds.split or (f"built-in, split at random with seed {seed}: {len(ds.x_test):,} test and "
+                         f"{len(ds.x_train):,} training samples")
+    return replace(ds, description=ds.description or BUILTIN_DESCRIPTIONS[name], split=split)
 
 
 def _split(x: np.ndarray, y: np.ndarray, seed: int, test_fraction: float = 0.25) -> tuple[np.ndarray, ...]:

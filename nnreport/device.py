@@ -14,6 +14,8 @@ from nnreport.errors import UsageError
 if TYPE_CHECKING:
     import torch
 
+    from nnreport.subject import Subject
+
 Precision = Literal["fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -151,3 +153,20 @@ def same_device(a: str, b: str) -> bool:
     return torch.device(a) == torch.device(b) or (
         a.split(":")[0] == b.split(":")[0] == "cuda"
         and (torch.device(a).index or 0) == (torch.device(b).index or 0))
+
+
+def on_device(subject: Subject, device: str) -> Subject:
+    """The subject with its model on `device`: the model itself when it is already there, else a deep copy
+    moved once (the user's model is left exactly where it was)."""
+    import copy
+    import dataclasses
+
+    from nnreport.errors import first_line
+
+    if same_device(model_device(subject.model), device):
+        return subject
+    try:
+        moved = copy.deepcopy(subject.model).to(device)
+    except Exception as exc:
+        raise UsageError(f"the model cannot be moved to {device}: {first_line(exc)}") from None
+    return dataclasses.replace(subject, model=moved)

@@ -25,3 +25,11 @@ class BundleError(UsageError):
 
 class Skipped(Exception):
     """Raised by an analysis that does not apply to this model or data; the message says why."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as one short line, for one-line error messages (a model's sys.exit() named as such)."""
+    if isinstance(exc, SystemExit):
+        return f"the model called sys.exit({exc.code!r})"
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__

@@ -3,9 +3,7 @@ and the batch size that fits a budget."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from nnreport.context import tensors_in
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
@@ -39,7 +37,7 @@ def live_forward_bytes(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> in
     sizes: list[int] = []
 
     def post(_m: nn.Module, _args: object, out: object) -> None:
-        sizes.append(sum(t.numel() * t.element_size() for t in tensors_in(out)))
+        sizes.append(_bytes_of(out))
 
     with scoped.hooks() as h, torch.no_grad():
         for m in model.modules():
@@ -81,6 +79,20 @@ def reuse_freed_memory() -> bool:
         return bool(libc.mallopt(m_trim_threshold, 256 << 20) == 1 and ok)
     except (OSError, AttributeError):
         return False
+
+
+def _bytes_of(value: Any) -> int:
+    """Bytes of every tensor in a (nested) tuple, list or dict of values (a module's output). Here rather
+    than context.tensors_in: the context imports this module, never the other way round."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_bytes_of(v) for v in value)
+    return 0
 
 
 def fit(budget: int, per_sample: int, cap: int) -> int:

@@ -11,13 +11,23 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from nnreport.analyses import Analysis
     from nnreport.context import Context
+
+
+class Planned(Protocol):
+    """What the plan needs of an analysis (nnreport.analyses.Analysis; named here by its shape, since the
+    core never imports the registry above it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def config_type(self) -> type: ...
 
 BUDGET_SECONDS: dict[str, float | None] = {"quick": 120.0, "standard": 600.0, "thorough": None}
 # Share of the budget each analysis may take when the whole report does not fit (renormalised over the
@@ -292,7 +302,7 @@ def data_size(ctx: Context) -> DataSize:
     return DataSize(min(len(data.x_test), ctx.config.max_samples), len(data.x_train), side, len(ctx.checkpoints))
 
 
-def time_plan(ctx: Context, specs: list[Analysis], timing: Timing | None = None) -> BudgetPlan:
+def time_plan(ctx: Context, specs: Sequence[Planned], timing: Timing | None = None) -> BudgetPlan:
     """The plan for these analyses under the context's preset (no measurement for `thorough`; `timing`:
     a measurement made earlier, e.g. cached). Under torchrun every process uses rank 0's timing, so all of
     them make the same plan."""

@@ -34,3 +34,7 @@ class Subject:
     checkpoints: Sequence[Mapping[str, Any]] = ()
     # Optional training history: the training loss after each snapshot (same length as checkpoints).
     history: Sequence[float] = ()
+    # The model's own preprocessing of images (a callable PIL image -> tensor, or "imagenet"), used when
+    # `data` is an image folder or a Dataset of PIL images; and a separate test set (then `data` is not split).
+    transform: Any = None
+    eval_data: Any = None

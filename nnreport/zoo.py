@@ -129,10 +129,13 @@ def _trained(name: str, build: Callable[[], nn.Module], data: Dataset, seed: int
     """Train `build()` on `data` (or load the cached result); keep `snapshots` evenly spaced snapshots."""
     path = cache_root() / "models" / f"{name}-{_source_hash()}-{_kw_hash(train)}-s{seed}.pt"
     if path.is_file():
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        model = build()
-        model.load_state_dict(saved["final"])
-        return Trained(model.eval(), tuple(saved["checkpoints"]), tuple(saved["history"]))
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            model = build()
+            model.load_state_dict(saved["final"])
+            return Trained(model.eval(), tuple(saved["checkpoints"]), tuple(saved["history"]))
+        except Exception:  # a truncated or damaged cache file: train again and rewrite it
+            path.unlink(missing_ok=True)
     epochs = train["epochs"]
     keep = set(np.linspace(0, epochs - 1, snapshots).round().astype(int).tolist()) if snapshots else set()
     checkpoints: list[dict[str, torch.Tensor]] = []
@@ -151,7 +154,10 @@ def _trained(name: str, build: Callable[[], nn.Module], data: Dataset, seed: int
     if snapshots:
         checkpoints.insert(0, initial)
         history.insert(0, float("nan"))
-    _atomic_save({"final": model.state_dict(), "checkpoints": checkpoints, "history": history}, path)
+    try:
+        _atomic_save({"final": model.state_dict(), "checkpoints": checkpoints, "history": history}, path)
+    except OSError:
+        pass  # a read-only cache: the demo works, it only trains again next time
     return Trained(model.eval(), tuple(checkpoints), tuple(history))
 
 

@@ -26,6 +26,8 @@ REPORTS: dict[str, list[str]] = {
 def make(name: str) -> None:
     out = HERE / name
     command = ["nnreport", *REPORTS[name], "--out", f"sample_reports/{name}"]
+    # A rebuild replaces only a folder holding nothing but what a build wrote: take our note out first.
+    (out / "GENERATED.md").unlink(missing_ok=True)
     subprocess.run([sys.executable, "-m", "nnreport", *REPORTS[name], "--out", str(out)], check=True, cwd=HERE.parent)
     (out / "GENERATED.md").write_text(
         f"# Generated report: do not edit\n\nThis folder was written by nnreport. Regenerate it from the repository root with\n\n"

@@ -1,4 +1,6 @@
-"""Shared fixtures: an isolated cache, the demo report, and a headless Chromium (Debian's, via playwright)."""
+"""Shared fixtures: an isolated cache, one torch thread, the demo report, and a headless Chromium (Debian's,
+via playwright). Tests that use the browser are marked `browser`, slow ones `slow`, so that
+`python3 -m pytest -m "not browser and not slow"` is the fast tier."""
 
 from __future__ import annotations
 
@@ -72,3 +74,49 @@ def demo_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     code = main(["demo", "--out", str(out), "--preset", "quick", *only])
     assert code == 0, f"demo exited {code}"
     return out
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One intra-op torch thread for a module's tests (`pytestmark = pytest.mark.usefixtures("one_thread")`):
+    on small tensors a second thread mostly spins, and on a busy 2-core machine tiny models get ~10x slower."""
+    from nnreport.scoped import threads
+
+    with threads(1):
+        yield
+
+
+# Slow tests, measured with `--durations=0` on the 2-core development machine (setup included): the ones
+# over ~1 s, together about 60% of the suite's time; the test names cover all their parameters. Any test
+# that uses a fixture of SLOW_FIXTURES (it builds a whole report) is slow too, and so is every test_zoo_*
+# (each runs an analysis on every architecture of the test zoo).
+SLOW_MODULES = {"test_landscape_distributed.py"}
+SLOW_FIXTURES = {"demo_report"}
+SLOW_TESTS = {
+    "test_site.py::test_site_and_analysis_modules_import_without_torch",
+    "test_site.py::test_two_cold_builds_and_a_cached_one_are_byte_identical",
+    "test_relevance_lrp.py::test_numerically_sane_on_residual_net_with_batchnorm",
+    "test_cli.py::test_torchscript_and_exported_program",
+    "test_cli.py::test_build_from_file_callable_with_subject",
+    "test_compare.py::test_the_documented_ci_recipe_runs",
+    "test_landscape_page.py::test_page_has_every_part",
+    "test_datasets.py::test_builtin_loads_and_is_deterministic",
+    "test_cli.py::test_build_with_data_callable_and_package_module_spec",
+    "test_finite_json.py::test_every_page_with_a_class_that_never_occurs",
+    "test_golden.py::test_the_sample_report_rebuilds_byte_for_byte",
+    "test_golden.py::test_the_theme_palette_reaches_pages_and_charts",
+    "test_evaluation.py::test_regression_and_many_class_pages_are_clean_in_chromium",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that opens Chromium `browser`, and the slow ones `slow`."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "browser" in fixtures:
+            item.add_marker(pytest.mark.browser)
+        name = item.nodeid.split("::")[0].rpartition("/")[2]
+        test = item.nodeid.split("[")[0].rpartition("/")[2]
+        zoo = item.nodeid.split("::")[-1].startswith("test_zoo")
+        if name in SLOW_MODULES or test in SLOW_TESTS or fixtures & SLOW_FIXTURES or zoo:
+            item.add_marker(pytest.mark.slow)

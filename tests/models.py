@@ -376,3 +376,123 @@ def densenet121_like(size: int = 32) -> tuple[nn.Module, tuple[torch.Tensor, ...
 def inception_like(size: int = 32) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
     _seeded()
     return InceptionLike(blocks=9, width=16).eval(), (torch.randn(1, 3, size, size),)
+
+
+class CausalSelfAttention(nn.Module):
+    """nanoGPT-style causal self-attention: one qkv projection, scaled dot-product attention, a projection."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.c_attn = nn.Linear(dim, 3 * dim)
+        self.c_proj = nn.Linear(dim, dim)
+        self.resid_dropout = nn.Dropout(0.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.c_attn(x).split(d, dim=2)
+        q, k, v = (z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.resid_dropout(self.c_proj(a.transpose(1, 2).reshape(b, t, d)))
+
+
+class GPTMLP(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(dim, 4 * dim)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * dim, dim)
+        self.dropout = nn.Dropout(0.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class GPTBlock(nn.Module):
+    """A pre-norm transformer decoder block (causal self-attention and an MLP, both residual)."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(dim)
+        self.attn = CausalSelfAttention(dim, heads)
+        self.ln_2 = nn.LayerNorm(dim)
+        self.mlp = GPTMLP(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPTStack(nn.Module):
+    """A GPT-style language model: token and position embeddings, `blocks` decoder blocks, a head."""
+
+    def __init__(self, blocks: int = 4, dim: int = 16, heads: int = 2, vocab: int = 50, context: int = 8) -> None:
+        super().__init__()
+        self.wte = nn.Embedding(vocab, dim)
+        self.wpe = nn.Embedding(context, dim)
+        self.blocks = nn.ModuleList(GPTBlock(dim, heads) for _ in range(blocks))
+        self.ln_f = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, vocab, bias=False)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        pos = torch.arange(tokens.shape[1], device=tokens.device)
+        x = self.wte(tokens) + self.wpe(pos)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.ln_f(x))
+
+
+def gpt_stack(blocks: int = 720, dim: int = 16) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+    """The GPT-style stack of the graph-scale benchmark: 720 blocks give about 10k ops."""
+    _seeded()
+    return GPTStack(blocks, dim).eval(), (torch.randint(0, 50, (1, 8)),)
+
+
+class TinyViT(nn.Module):
+    """A small ViT: patch convolution, class token, positional embedding, pre-norm nn.TransformerEncoderLayer
+    blocks (nn.MultiheadAttention, LayerNorm, GELU) and a linear head on the class token.
+    `bias=False` (with zero class token and positional embedding) makes every layer bias-free."""
+
+    def __init__(self, channels: int = 3, size: int = 16, patch: int = 4, dim: int = 16, depth: int = 2,
+                 heads: int = 2, classes: int = 4, bias: bool = True) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(channels, dim, patch, patch, bias=bias)
+        tokens = (size // patch) ** 2 + 1
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.1 if bias else torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.randn(1, tokens, dim) * 0.1 if bias else torch.zeros(1, tokens, dim))
+        self.blocks = nn.ModuleList(
+            nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout=0.0, activation="gelu", batch_first=True,
+                                       norm_first=True, bias=bias) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim, bias=bias)
+        self.head = nn.Linear(dim, classes, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.patch(x).flatten(2).transpose(1, 2)
+        h = torch.cat([self.cls_token.expand(len(h), -1, -1), h], 1) + self.pos
+        for block in self.blocks:
+            h = block(h)
+        return self.head(self.norm(h[:, 0]))
+
+
+class TokenTransformer(nn.Module):
+    """Token ids -> embedding + positional embedding -> nn.TransformerEncoderLayer blocks -> mean -> head."""
+
+    def __init__(self, vocab: int = 20, length: int = 8, dim: int = 16, depth: int = 2, heads: int = 2,
+                 classes: int = 2, bias: bool = True) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.pos = nn.Parameter(torch.randn(1, length, dim) * 0.1 if bias else torch.zeros(1, length, dim))
+        self.blocks = nn.ModuleList(
+            nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout=0.0, activation="gelu", batch_first=True,
+                                       bias=bias) for _ in range(depth))
+        self.head = nn.Linear(dim, classes, bias=bias)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        h = self.embed(tokens) + self.pos[:, :tokens.shape[1]]
+        for block in self.blocks:
+            h = block(h)
+        return self.head(h.mean(1))
+
+
+ZOO["vit"] = _build(TinyViT, lambda: _image(3, 16))
+ZOO["token_transformer"] = _build(TokenTransformer, lambda: (torch.randint(0, 20, (2, 8)),))

@@ -11,8 +11,8 @@ from sklearn.metrics import adjusted_rand_score
 from torch import nn
 
 from nnreport import api, codec
-from nnreport.analyses.cnnvis import CNNVisResult
 from nnreport.cnnvis.clustering import bicluster_order, cluster_neurons, linear_cka, segment_layers
+from nnreport.cnnvis.results import CNNVisResult
 from nnreport.config import ReportConfig
 from nnreport.datasets import Dataset, load_builtin
 from nnreport.site.build import render

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import nnreport
+from nnreport.api import compare
 from nnreport.cli import main
-from nnreport.compare import compare
 from nnreport.config import ReportConfig
 
 from browser import assert_clean, visit

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nnreport.compare import ComparisonReport, compare
+from nnreport.api import ComparisonReport, compare
 from nnreport.config import ReportConfig
 from nnreport.graph.ir import Graph
 from nnreport.site.compare_graph import compare_graphs, graph_markdown, mark_graph

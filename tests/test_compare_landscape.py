@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from nnreport.compare import ComparisonReport, compare, compare_inspections
+from nnreport.api import ComparisonReport, compare
+from nnreport.compare import compare_inspections
 from nnreport.config import ReportConfig
 from nnreport.site.assets import Assets
 from nnreport.site.compare_landscape import compare_landscapes

@@ -28,8 +28,9 @@ def resnet_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _visible_key(page) -> str:
-    return page.evaluate("""() => [...document.querySelectorAll('#graph-svg .gv-view')]
-        .filter(v => v.style.display !== 'none').map(v => v.getAttribute('data-key')).join('|')""")
+    """The open groups of the drawn view (with their ancestors), comma-separated, once it is drawn."""
+    page.wait_for_selector("#graph-svg[data-state=idle]", state="attached")
+    return page.get_attribute("#graph-layer", "data-key")
 
 
 def test_expand_collapse_and_deep_link(browser, resnet_site: Path) -> None:
@@ -37,14 +38,14 @@ def test_expand_collapse_and_deep_link(browser, resnet_site: Path) -> None:
 
     def act(page) -> None:
         seen["start"] = _visible_key(page)
-        seen["groups"] = page.evaluate("document.querySelectorAll('#graph-view-0 .gv-group').length")
-        page.click("#graph-view-0 .gv-group[data-id='layers']")
+        seen["groups"] = page.evaluate("document.querySelectorAll('#graph-layer .gv-group').length")
+        page.click("#graph-layer .gv-group[data-id='layers']")
         seen["opened"] = _visible_key(page)
-        seen["frame"] = page.evaluate("!!document.querySelector('.gv-view:not([style*=none]) .gv-frame[data-id=layers]')")
+        seen["frame"] = page.evaluate("!!document.querySelector('#graph-layer .gv-frame[data-id=layers]')")
         seen["hash"] = page.evaluate("location.hash")
-        page.click(".gv-view:not([style*='none']) .gv-frame[data-id='layers'] .gv-frame-label")
+        page.click("#graph-layer .gv-frame[data-id='layers'] .gv-frame-label")
         seen["closed"] = _visible_key(page)
-        page.hover("#graph-view-0 .gv-group[data-id='layers']")
+        page.hover("#graph-layer .gv-group[data-id='layers']")
         seen["card"] = page.evaluate("document.getElementById('graph-card').hidden ? '' : document.getElementById('graph-card').textContent")
 
     v = visit(browser, resnet_site / "graph.html", action=act)
@@ -63,7 +64,7 @@ def test_expand_collapse_and_deep_link(browser, resnet_site: Path) -> None:
         deep["key"] = _visible_key(page)
     finally:
         page.close()
-    assert deep["key"] == "layers.1.0"
+    assert deep["key"] == "layers,layers.1.0"
 
 
 def test_search_finds_and_highlights_a_nested_node(browser, resnet_site: Path) -> None:
@@ -72,9 +73,9 @@ def test_search_finds_and_highlights_a_nested_node(browser, resnet_site: Path) -
     def act(page) -> None:
         page.fill("#graph-search", "downsample")
         seen["status"] = page.text_content("#graph-search-status")
-        seen["hit"] = page.evaluate("""() => { const h = document.querySelector('.gv-view:not([style*=none]) .gv-hit');
-            return h ? h.getAttribute('data-id') : null; }""")
         seen["view"] = _visible_key(page)
+        seen["hit"] = page.evaluate("""() => { const h = document.querySelector('#graph-layer .gv-hit');
+            return h ? h.getAttribute('data-id') : null; }""")
         page.fill("#graph-search", "no-such-layer-xyz")
         seen["none"] = page.text_content("#graph-search-status")
 
@@ -115,7 +116,7 @@ def test_single_file_report_keeps_the_graph_working(browser, tmp_path: Path) -> 
     seen = {}
 
     def act(page) -> None:
-        page.click(".gv-view:not([style*='none']) .gv-group[data-id='blocks']")
+        page.click("#graph-layer .gv-group[data-id='blocks']")
         seen["key"] = _visible_key(page)
 
     v = visit(browser, site / "report.html", action=act)

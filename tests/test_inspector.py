@@ -80,8 +80,9 @@ def test_cache_reuses_results_and_keys_on_config_and_weights(tmp_path: object) -
 
         def run(cfg: ReportConfig) -> nnreport.Inspection:
             from nnreport.inspector import inspect
+            from nnreport.loading import resolve
 
-            return inspect(model, None, cfg, example_inputs=inputs, cache=cache)
+            return inspect(resolve(model, inputs=inputs), cfg, cache=cache)
 
         first = run(config)
         second = run(config)
@@ -165,13 +166,14 @@ def test_an_interrupted_inspection_resumes_from_the_finished_analyses(tmp_path: 
 
     try:
         from nnreport.inspector import inspect
+        from nnreport.loading import resolve
 
         model, inputs = ZOO["mlp"]()
         cache = ResultCache(tmp_path)  # type: ignore[arg-type]
         config = ReportConfig(only=("zz_second",))
         with pytest.raises(KeyboardInterrupt):
-            inspect(model, None, config, example_inputs=inputs, cache=cache)
-        insp = inspect(model, None, config, example_inputs=inputs, cache=cache)
+            inspect(resolve(model, inputs=inputs), config, cache=cache)
+        insp = inspect(resolve(model, inputs=inputs), config, cache=cache)
         assert calls == ["first", "second", "second"]  # the first analysis was not computed again
         assert insp.result("zz_second").total == 2.0
     finally:

@@ -17,14 +17,7 @@ from nnreport.landscape.surface import Evaluator, make_batches, sweep
 
 from models import MLP, ZOO, ResNetLike, TinyCNN
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> object:
-    """One intra-op thread: on a busy 2-core machine two spinning OpenMP threads make tiny models 10× slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny models run faster on one thread
 
 
 def _data(n: int = 48, channels: int = 3, size: int = 16, classes: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
@@ -264,10 +257,10 @@ def test_sweep_on_evaluator_is_deterministic() -> None:
 
 
 def _run_analysis(name: str, data: object = None, checkpoints: tuple = ()) -> object:
-    from nnreport.analyses.landscape import LandscapeConfig, LandscapeResult
     from nnreport.config import ReportConfig
     from nnreport.context import Context
-    from nnreport.landscape.report import run
+    from nnreport.landscape.analysis import run
+    from nnreport.landscape.results import LandscapeConfig, LandscapeResult
 
     model, inputs = ZOO[name]()
     cfg = ReportConfig(preset="quick", analyses={"landscape": dict(
@@ -340,10 +333,10 @@ def test_analysis_with_checkpoints_draws_a_path() -> None:
 
 def test_sharpness_map_and_recomputed_batchnorm() -> None:
     """The thorough preset's |λmin/λmax| map, and BatchNorm statistics recomputed per point, on a BN model."""
-    from nnreport.analyses.landscape import LandscapeConfig
     from nnreport.config import ReportConfig
     from nnreport.context import Context
-    from nnreport.landscape.report import run
+    from nnreport.landscape.analysis import run
+    from nnreport.landscape.results import LandscapeConfig
 
     model, inputs = ZOO["resnet"]()
     data = _image_data(3, 10)

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import nnreport
-from nnreport.analyses.landscape import Curve, Surface
 from nnreport.config import ReportConfig
 from nnreport.landscape import drawing
+from nnreport.landscape.results import Curve, Surface
 from nnreport.site import images
 from nnreport.site.pages.landscape import contour_chart, curve_chart
 

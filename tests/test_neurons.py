@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from nnreport import codec, scoped
-from nnreport.analyses.neurons import ActivationsResult, FacetsResult, FeatvisResult
 from nnreport.config import ReportConfig
 from nnreport.datasets import load_builtin
 from nnreport.neurons.layers import capture, representative
@@ -27,8 +26,8 @@ from nnreport.neurons.regularisers import (
     gaussian_blur,
     l2_decay,
 )
+from nnreport.neurons.results import ActivationsResult, FacetsResult, FeatvisResult
 from nnreport.neurons.topk import TopK, argmax_positions, reduce_batch, stream
-from nnreport.scoped import small_model_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 NEURONS = ("activations", "featvis", "facets")
@@ -53,11 +52,7 @@ class TinyCNN(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """As the analyses do for small models (direct calls of the optimiser here bypass them)."""
-    with small_model_threads(nn.Linear(1, 1)):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny models run faster on one thread
 
 
 @pytest.fixture(scope="module")
@@ -400,7 +395,7 @@ class Block:
         if name == "torch" or name.startswith("torch."):
             raise ImportError("blocked")
 sys.meta_path.insert(0, Block())
-import nnreport.analyses.neurons, nnreport.site.pages.neurons
+import nnreport.neurons.results, nnreport.site.pages.neurons
 """
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 

@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from nnreport import api, codec
-from nnreport.analyses.playground import PlaygroundResult
 from nnreport.config import ReportConfig
 from nnreport.datasets import load_builtin
 from nnreport.playground.planes import dequantise, pick_snapshots, quantise
+from nnreport.playground.results import PlaygroundResult
 from nnreport.site.build import render
 from nnreport.subject import Subject
 from nnreport.zoo import playground_mlp
@@ -178,16 +178,12 @@ def test_page_is_clean_and_slider_steps_through_snapshots(moons_run, browser, tm
     assert _slider_action.seen[1].startswith("data:image/png")  # type: ignore[attr-defined]
 
 
-def test_demo_playground_builds_the_page(browser, tmp_path: Path) -> None:
+def test_demo_playground_builds_the_page(browser, one_thread: None, tmp_path: Path) -> None:
+    """one_thread: training the tiny MLP is ~10x slower with two threads on a busy machine."""
     from nnreport.cli import main
 
     out = tmp_path / "pg"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # training the tiny MLP is ~10x slower with two threads on a busy machine
-    try:
-        assert main(["demo", "--playground", "--preset", "quick", "--only", "summary,playground", "--out", str(out)]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert main(["demo", "--playground", "--preset", "quick", "--only", "summary,playground", "--out", str(out)]) == 0
     html = (out / "playground.html").read_text()
     assert "arm A" in html and 'id="playground-slider"' in html
     assert_clean(visit(browser, out / "playground.html", action=_slider_action))

@@ -12,22 +12,16 @@ import torch
 from torch import nn
 
 from nnreport import codec
-from nnreport.analyses.relevance import RelevanceResult
 from nnreport.config import ReportConfig
 from nnreport.datasets import load_builtin
+from nnreport.relevance.results import RelevanceResult
 
 from models import ZOO, TinyCNN
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():  # type: ignore[no-untyped-def]
-    """Small tensors: a second intra-op thread mostly spins on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny models run faster on one thread
 
 
 def quick(**overrides: object) -> ReportConfig:
@@ -44,7 +38,7 @@ def run_relevance(model: nn.Module, data: object = None, example_inputs: object 
 
 def test_modules_import_without_torch() -> None:
     code = ("import sys; sys.modules['torch'] = None\n"
-            "import nnreport.analyses.relevance, nnreport.site.pages.relevance\n"
+            "import nnreport.relevance.results, nnreport.site.pages.relevance\n"
             "print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.stdout.strip() == "ok", out.stderr
@@ -183,7 +177,7 @@ def test_page_in_browser(browser, tmp_path: Path, shapes_run) -> None:  # type: 
         assert needle in html
 
 
-def test_integer_inputs_are_skipped_with_a_reason() -> None:
+def test_token_ids_get_relevance_at_the_embedding() -> None:
     class Tokens(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -192,8 +186,13 @@ def test_integer_inputs_are_skipped_with_a_reason() -> None:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.head(self.embed(x).mean(1))
 
-    _insp, _res, record = run_relevance(Tokens().eval(), example_inputs=(torch.randint(0, 20, (3, 5)),))
-    assert record.status == "skipped" and "floating point" in record.message
+    _insp, res, record = run_relevance(Tokens().eval(), example_inputs=(torch.randint(0, 20, (3, 5)),))
+    assert record.status == "ok" and res.kind == "tokens" and len(res.words) == len(res.targets)
+    assert res.maps["input_x_gradient"].shape == (len(res.targets), 5)
+    skipped = {m.key: m.skipped for m in res.methods if m.skipped}
+    assert "guided_backprop" in skipped and "token ids" in skipped["guided_backprop"]
+    _insp, _res, record = run_relevance(Tokens().eval(), example_inputs=(torch.randint(0, 20, (3, 5, 2)),))
+    assert record.status == "skipped" and "not token sequences" in record.message
 
 
 def test_single_file_report_has_the_page(shapes_run) -> None:  # type: ignore[no-untyped-def]

@@ -14,14 +14,7 @@ from nnreport.relevance import attribute, explain, prepare
 
 from models import MLP, ResNetLike, TinyCNN, resnet18_like
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():  # type: ignore[no-untyped-def]
-    """Small tensors: a second intra-op thread mostly spins on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny models run faster on one thread
 
 
 RULES = ["zero", "epsilon", "gamma", "alpha2_beta1", "alpha1_beta0", "zplus", "flat", "wsquare", "zbox"]
@@ -268,11 +261,13 @@ def test_unknown_operations_are_named() -> None:
             self.a, self.b, self.norm = nn.Linear(4, 6), nn.Linear(4, 6), nn.LayerNorm(6)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.norm(self.a(x) * torch.sigmoid(self.b(x))).softmax(1)
+            return self.norm(self.a(x) * torch.sigmoid(self.b(x))).cumsum(1).softmax(1)
 
     e = explain(Gated().eval(), torch.randn(3, 4), 0, method="lrp")
     text = " ".join(e.notes)
-    for name in ("LayerNorm", "layer_norm", "mul (tensor × tensor)", "softmax", "sigmoid"):
+    # transformer operations have rules (lrp/attention.py); cumsum has none and is named
+    for name in ("layer_norm → identity", "mul (activation × activation", "softmax → AttnLRP", "sigmoid",
+                 "without an LRP rule (plain gradient): cumsum"):
         assert name in text, (name, e.notes)
 
 
@@ -305,10 +300,48 @@ def test_batches_split_to_the_memory_budget_give_the_same_maps(method: str, monk
                                 torch.nn.Linear(4 * 6 * 6, 3)).eval()
     x = torch.randn(10, 1, 6, 6)
     canon = prepare(model, x)
-    whole = methods.explain(canon, x, None, method, steps=8)
+    options = {"steps": 8} if method == "integrated_gradients" else {}
+    whole = methods.explain(canon, x, None, method, **options)
     monkeypatch.setattr(methods, "SAVED_BYTES_PER_PASS", 1)  # one sample per pass
     canon_small = prepare(model, x)
     assert methods.samples_per_pass(canon_small, x) == 1
-    parts = methods.explain(canon_small, x, None, method, steps=8)
+    parts = methods.explain(canon_small, x, None, method, **options)
     assert torch.allclose(whole.relevance, parts.relevance, atol=1e-6)
     assert torch.allclose(whole.scores, parts.scores)
+
+
+def test_every_rule_name_has_one_table_entry_with_its_description() -> None:
+    from nnreport.relevance.lrp import rules as lrp
+
+    assert set(lrp.RULE_NAMES) == set(lrp.RULES) == set(RULES)
+    for name in lrp.RULE_NAMES:
+        assert lrp.Rule(name).describe()  # type: ignore[arg-type]
+    with pytest.raises(KeyError, match="known rules: zero"):
+        lrp.Rule("nonsense").describe()  # type: ignore[arg-type]
+
+
+def test_stabilise_treats_both_zeros_as_positive() -> None:
+    from nnreport.relevance.lrp.rules import stabilise
+
+    z = torch.tensor([-0.0, 0.0, -2.0, 3.0])
+    assert stabilise(z, 0.5).tolist() == [0.5, 0.5, -2.5, 3.5]
+
+
+def test_a_mistyped_option_is_an_error_that_lists_the_options() -> None:
+    with pytest.raises(TypeError, match="integrated_gradients has no option 'stpes'; its options: steps, baseline"):
+        attribute(MLP().eval(), torch.randn(2, 4), 0, method="integrated_gradients", stpes=8)
+    with pytest.raises(TypeError, match="gradient has no option 'steps'; its options: none"):
+        attribute(MLP().eval(), torch.randn(2, 4), 0, method="gradient", steps=8)
+
+
+def test_every_page_method_has_one_record_with_a_registered_method() -> None:
+    from typing import get_args
+
+    from nnreport.relevance.catalogue import RECORDS, Setting
+    from nnreport.relevance.methods import METHODS
+    from nnreport.relevance.results import MethodKey, RelevanceConfig
+
+    assert list(RECORDS) == list(get_args(MethodKey))
+    for record in RECORDS.values():
+        options = record.options(RelevanceConfig(), Setting(0.0, 1.0, 0, 16))
+        assert isinstance(options, METHODS[record.method].options) and record.settings(options)

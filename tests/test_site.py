@@ -71,17 +71,19 @@ def test_layout_of_the_output(iris_report: Path) -> None:
     assert len((iris_report / "summary.md").read_text()) < 60_000
 
 
-def test_two_cold_builds_are_byte_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_cold_builds_and_a_cached_one_are_byte_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every analysis on the demo-like CNN: cold, cold again, and rebuilt from the first build's cache."""
     outs = []
-    for i in range(2):
+    for i in (0, 1, 0):
         monkeypatch.setenv("NNREPORT_CACHE_DIR", str(tmp_path / f"cache{i}"))
-        out = tmp_path / f"r{i}"
+        out = tmp_path / f"r{len(outs)}"
         assert main(["build", f"{ROOT / 'tests' / 'models.py'}:TinyCNN", "--data", "digits", "--out", str(out),
                      "--preset", "quick", "--no-timings"]) == 0
         outs.append(files_of(out))
-    assert outs[0].keys() == outs[1].keys()
-    different = [k for k in outs[0] if outs[0][k] != outs[1][k]]
-    assert not different
+    for again in outs[1:]:
+        assert outs[0].keys() == again.keys()
+        different = [k for k in outs[0] if outs[0][k] != again[k]]
+        assert not different
 
 
 def test_a_cached_rebuild_is_byte_identical_with_timings(iris_report: Path, tmp_path: Path) -> None:
@@ -143,6 +145,18 @@ def test_newer_bundle_format_is_refused(iris_report: Path, tmp_path: Path, capsy
     assert main(["render", str(bundle), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert "newer than this nnreport reads" in err and "upgrade" in err and len(err.splitlines()) == 1
+
+
+def test_older_bundle_format_is_refused(iris_report: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bundle from before the packed graph (format 1) is refused in one line, not misread."""
+    bundle = tmp_path / "bundle"
+    Inspection.load(iris_report).save(bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["format_version"] = FORMAT_VERSION - 1
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["render", str(bundle), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "older than this nnreport reads" in err and "build the report again" in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize("theme", ["light", "dark", "paper"])

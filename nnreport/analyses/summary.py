@@ -249,6 +249,8 @@ def _accuracy(ctx: Context, config: SummaryConfig) -> tuple[
             out = ctx.forward(ctx.tensor(data.x_test[start:min(start + size, n)]))
         if out.dim() != 2 or (data.num_classes and out.shape[1] != data.num_classes):
             return f"the output has shape {tuple(out.shape)}, not one score per class"
+        if not torch.isfinite(out).all():
+            return "the model's outputs hold NaN or infinite values"
         return out.argmax(1).cpu().numpy()
 
     with scoped.eval_mode(ctx.model), torch.no_grad():

@@ -10,14 +10,6 @@ import torch
 from torch import nn
 
 from nnreport import scoped
-from nnreport.analyses.cnnvis import (
-    ClusterEdges,
-    CNNVisConfig,
-    CNNVisLayer,
-    CNNVisResult,
-    LayerGroup,
-    NeuronCluster,
-)
 from nnreport.cnnvis.clustering import (
     bicluster_order,
     class_profiles,
@@ -25,6 +17,14 @@ from nnreport.cnnvis.clustering import (
     representative_layer,
     segment_layers,
     similarity_matrix,
+)
+from nnreport.cnnvis.results import (
+    ClusterEdges,
+    CNNVisConfig,
+    CNNVisLayer,
+    CNNVisResult,
+    LayerGroup,
+    NeuronCluster,
 )
 from nnreport.errors import Skipped
 

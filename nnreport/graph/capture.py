@@ -51,10 +51,22 @@ class RawGraph:
     param_sizes: dict[str, int]
 
 
+# "auto" skips torch.export for models with more submodules than this: export's tracing costs grow with
+# the model far faster than the eager recorder's. Measured on a 720-block GPT-style stack (6.5k modules,
+# 9.4k ops, loaded 2-core machine): torch.export 40 s of CPU, the eager recorder 2.6 s, same graph.
+EXPORT_MAX_MODULES = 2000
+
+
 def capture(model: nn.Module, inputs: tuple[torch.Tensor, ...], method: str = "auto") -> RawGraph:
-    """Capture with torch.export, or with the eager recorder when export fails (or when asked)."""
+    """Capture with torch.export, or with the eager recorder when export fails (or when asked, or
+    when "auto" meets a model too large for export to be quick)."""
     inputs = tuple(t[:1] if isinstance(t, torch.Tensor) and t.dim() > 0 else t for t in inputs)
     note = ""
+    modules = sum(1 for _ in model.modules())
+    if method == "auto" and modules > EXPORT_MAX_MODULES:
+        method = "eager"
+        note = (f"torch.export was skipped for this large model ({modules} modules; it takes about 15 times "
+                "longer than the eager recorder at this size), so the eager recorder was used.")
     if method in ("auto", "export"):
         try:
             with _quiet(), scoped.untouched(model), scoped.eval_mode(model):

@@ -46,9 +46,7 @@ class _Index:
         self.member_parent = {c: g.id for g in self.graph.groups for c in g.children}
         numel = [e.numel for e in self.graph.edges] or [1]
         self.log_lo, self.log_hi = math.log10(max(min(numel), 1)), math.log10(max(max(numel), 1))
-        hashes = [g.hash for g in self.graph.groups if g.id]
-        repeated = [h for h, c in _counts(hashes).items() if c > 1]
-        self.hue = {h: i % 10 for i, h in enumerate(repeated)}
+        self.hue = hues(self.graph)
 
     def parent(self, item: str) -> str:
         return self.member_parent.get(item, "")
@@ -60,6 +58,12 @@ class _Index:
             item = self.parent(item)
             out.append(item)
         return out[::-1]
+
+
+def hues(graph: Graph) -> dict[str, int]:
+    """Colour class per structural hash that more than one group has (the page computes the same)."""
+    repeated = [h for h, c in _counts(g.hash for g in graph.groups if g.id).items() if c > 1]
+    return {h: i % 10 for i, h in enumerate(repeated)}
 
 
 def _counts(values: Iterable[str]) -> dict[str, int]:
@@ -387,6 +391,6 @@ class Drawing:
 
     def svg(self) -> str:
         """A standalone SVG document (styles inline) of this drawing."""
-        from nnreport.site.build import environment
+        from nnreport.templating import environment
 
         return environment().get_template("graph.svg").render(view=self.view, standalone=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from nnreport.graph.ir import DataEdge, Graph, Group, OpNode
@@ -43,8 +43,53 @@ def build_graph(raw: RawGraph, model_type: str) -> Graph:
     nodes = [_node(op, node_groups[op.id], tree, labels.get(op.id), aux.get(op.id, ()), raw.param_sizes) for op in ops]
     data_edges = [DataEdge(s, t, shape, math.prod(shape) if shape else 1) for s, t, shape in edges]
     groups = _groups(nodes, data_edges, tree, model_type, raw.param_sizes)
+    nodes, data_edges, groups = canonical(nodes, data_edges, groups)
     return Graph(tuple(nodes), tuple(data_edges), tuple(groups), "export" if raw.capture == "export" else "eager",
                  raw.note, raw.batch)
+
+
+def id_prefix(groups: dict[str, Group], gid: str) -> str:
+    """The path that ids inside group `gid` start with: its id, or its parent's for a series group."""
+    while gid and groups[gid].series:
+        gid = groups[gid].parent
+    return gid
+
+
+def canonical(nodes: list[OpNode], edges: list[DataEdge], groups: list[Group]) -> tuple[
+        list[OpNode], list[DataEdge], list[Group]]:
+    """Name every op `<group path>.<name>` (so an op of `blocks.3` has an id starting `blocks.3.`), list
+    the ops in the order a walk of the group tree meets them and the edges by target in that order.
+    Repeated blocks then have equal relative ids and orders, which the page's compact format relies on."""
+    by_group = {g.id: g for g in groups}
+    by_node = {n.id: n for n in nodes}
+    taken = set(by_group)
+    rename: dict[str, str] = {}
+    order: list[str] = []
+
+    def walk(gid: str) -> None:
+        prefix = id_prefix(by_group, gid)
+        for child in by_group[gid].children:
+            if child in by_group:
+                walk(child)
+                continue
+            local = by_node[child].label.replace(",", "_") or by_node[child].op
+            new, k = f"{prefix}.{local}" if prefix else local, 0
+            while new in taken:
+                k += 1
+                new = f"{prefix}.{local}_{k}" if prefix else f"{local}_{k}"
+            taken.add(new)
+            rename[child] = new
+            order.append(child)
+
+    walk("")
+    order += [n.id for n in nodes if n.id not in rename]  # unreachable: keep, named as they were
+    rename.update({n: n for n in order if n not in rename})
+    rank = {n: i for i, n in enumerate(order)}
+    new_nodes = [replace(by_node[n], id=rename[n]) for n in order]
+    ranked = sorted(range(len(edges)), key=lambda k: (rank[edges[k].target], k))
+    new_edges = [replace(edges[k], source=rename[edges[k].source], target=rename[edges[k].target]) for k in ranked]
+    new_groups = [replace(g, children=tuple(rename.get(c, c) for c in g.children)) for g in groups]
+    return new_nodes, new_edges, new_groups
 
 
 def _fold_aux(ops: list[RawOp]) -> tuple[list[RawOp], list[tuple[str, str, tuple[int, ...]]], dict[str, tuple[str, ...]]]:
@@ -212,15 +257,23 @@ def _digest(text: str) -> str:
 def _wl_hashes(nodes: list[OpNode], edges: list[DataEdge], tree: _Tree, rounds: int = 3) -> dict[str, str]:
     """Weisfeiler-Lehman hash of each group's subgraph over op names and output ranks."""
     by_id = {n.id: n for n in nodes}
+    members_of = {gid: _leaves(tree, gid, by_id) for gid in tree.parent}
+    holders: dict[str, set[str]] = {}  # leaf -> the groups that hold it
+    for gid, leaves in members_of.items():
+        for leaf in leaves:
+            holders.setdefault(leaf, set()).add(gid)
+    inner_of: dict[str, list[tuple[str, str]]] = {gid: [] for gid in tree.parent}
+    for e in edges:  # an edge is inside every group that holds both its ends (one pass, not one per group)
+        for gid in holders.get(e.source, set()) & holders.get(e.target, set()):
+            inner_of[gid].append((e.source, e.target))
     out: dict[str, str] = {}
     for gid in tree.parent:
-        members = set(_leaves(tree, gid, by_id))
+        members = members_of[gid]
         label = {n: f"{by_id[n].op}/{len(by_id[n].shapes[0]) if by_id[n].shapes else 0}" for n in members}
-        inner = [(e.source, e.target) for e in edges if e.source in members and e.target in members]
         for _ in range(rounds):
             ins: dict[str, list[str]] = {n: [] for n in members}
             outs: dict[str, list[str]] = {n: [] for n in members}
-            for s, t in inner:
+            for s, t in inner_of[gid]:
                 outs[s].append(label[t])
                 ins[t].append(label[s])
             label = {n: _digest(label[n] + "<" + ",".join(sorted(ins[n])) + ">" + ",".join(sorted(outs[n])))
@@ -232,34 +285,50 @@ def _wl_hashes(nodes: list[OpNode], edges: list[DataEdge], tree: _Tree, rounds: 
 def _series(tree: _Tree, hashes: dict[str, str], edges: list[DataEdge], by_id: dict[str, OpNode]) -> None:
     """Runs of consecutive sibling groups with equal hashes, each feeding only the next one, become a
     series group ("BasicBlock ×4") whose members are the original calls."""
-    owner: dict[str, str] = {}
-    for gid in list(tree.children):
-        if gid:
-            for leaf in _leaves(tree, gid, by_id):
-                owner.setdefault(leaf, gid)
     for parent in list(tree.children):
         kids = tree.children[parent]
+        links: _Links | None = None
         k = 0
         while k < len(kids):
-            j = k
+            j, run = k, {kids[k]}
             while (j + 1 < len(kids) and kids[j] in tree.parent and kids[j + 1] in tree.parent
-                   and hashes.get(kids[j]) == hashes.get(kids[j + 1])
-                   and _feeds_only_next(tree, kids[k:j + 2], edges, by_id)):
+                   and hashes.get(kids[j]) == hashes.get(kids[j + 1])):
+                links = links or _sibling_links(tree, kids, edges, by_id)
+                if not links.extends(run, kids[j], kids[j + 1]):
+                    break
+                run.add(kids[j + 1])
                 j += 1
             if j > k and ((j - k + 1) < len(kids) or j - k + 1 >= 3):
-                run = kids[k:j + 1]
-                sid = f"{run[0]}~{len(run)}"
-                tree.parent[sid], tree.children[sid] = parent, run
-                tree.info[sid] = (tree.info[run[0]][0], "series")
-                hashes[sid] = _digest("series:" + hashes[run[0]])
-                for member in run:
+                members = kids[k:j + 1]
+                sid = f"{members[0]}~{len(members)}"
+                tree.parent[sid], tree.children[sid] = parent, members
+                tree.info[sid] = (tree.info[members[0]][0], "series")
+                hashes[sid] = _digest("series:" + hashes[members[0]])
+                for member in members:
                     tree.parent[member] = sid
                 kids[k:j + 1] = [sid]
             k += 1
 
 
-def _feeds_only_next(tree: _Tree, run: list[str], edges: list[DataEdge], by_id: dict[str, OpNode]) -> bool:
-    index = {leaf: i for i, gid in enumerate(run) for leaf in _leaves(tree, gid, by_id)}
-    links = {(index[e.source], index[e.target]) for e in edges if e.source in index and e.target in index}
-    links = {(a, b) for a, b in links if a != b}
-    return all((i, i + 1) in links for i in range(len(run) - 1)) and all(b == a + 1 for a, b in links)
+@dataclass
+class _Links:
+    """Which sibling groups feed which (data edges between their ops), found in one pass over the edges."""
+
+    ins: dict[str, set[str]]
+    outs: dict[str, set[str]]
+
+    def extends(self, run: set[str], last: str, new: str) -> bool:
+        """A run whose members each feed only the next one stays so with `new` after `last`: `new` is fed
+        by `last` and by no other member, and feeds none of them."""
+        return self.ins.get(new, set()) & run == {last} and not self.outs.get(new, set()) & run
+
+
+def _sibling_links(tree: _Tree, kids: list[str], edges: list[DataEdge], by_id: dict[str, OpNode]) -> _Links:
+    owner = {leaf: kid for kid in kids if kid in tree.children for leaf in _leaves(tree, kid, by_id)}
+    links = _Links({}, {})
+    for e in edges:
+        a, b = owner.get(e.source), owner.get(e.target)
+        if a is not None and b is not None and a != b:
+            links.ins.setdefault(b, set()).add(a)
+            links.outs.setdefault(a, set()).add(b)
+    return links

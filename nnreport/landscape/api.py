@@ -66,8 +66,8 @@ def eval_tensors(data: Any, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
         if data.y_test is None:
             raise ValueError("the data has no labels; a loss landscape needs targets")
         x, y = data.x_test, data.y_test
-    xt = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
-    yt = y if isinstance(y, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(y))
+    xt = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x[:samples]))
+    yt = y if isinstance(y, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(y[:samples]))
     return xt[:samples], yt[:samples]
 
 

@@ -215,8 +215,8 @@ def sweep(evaluator: Evaluator, coords: np.ndarray, scratch: Path | None = None,
                 with np.load(path, allow_pickle=False) as saved:
                     if saved["values"].shape == values.shape:
                         values[:], done[:] = saved["values"], saved["done"]
-            except (OSError, ValueError, KeyError):
-                pass  # a damaged checkpoint: start over
+            except Exception:  # a damaged checkpoint (truncated zip, bad header...): start over
+                pass
     mine = [i for i in range(n) if i % world == rank]
     total = len(mine)
     with _checkpointing(path, values, done) as save:

@@ -7,18 +7,19 @@ import numpy as np
 import torch
 
 from nnreport import scoped
-from nnreport.analyses.neurons import (
+from nnreport.context import Context
+from nnreport.errors import Skipped
+from nnreport.neurons import layers as L
+from nnreport.neurons.receptive import Axis, receptive_fields, window
+from nnreport.neurons.results import (
     ActivationsConfig,
     ActivationsResult,
     LayerActivations,
     TopExamples,
     UnitStats,
 )
-from nnreport.context import Context
-from nnreport.errors import Skipped
-from nnreport.neurons import layers as L
-from nnreport.neurons.receptive import Axis, receptive_fields, window
 from nnreport.neurons.topk import Partial, Stats, TopK, reduce_batch, stream
+from nnreport.streaming import head
 
 
 def input_kind(ctx: Context) -> str:
@@ -133,7 +134,7 @@ def _stream(ctx: Context, config: ActivationsConfig, chosen: list[L.LayerChoice]
                      "dataset statistics; dead and saturated units are judged on the sample inputs only.")
         return None, 0, ""
     x = ctx.data.x_train if config.split == "train" else ctx.data.x_test
-    x = x[: config.max_examples]
+    x = head(x, config.max_examples)  # streamed data: still lazy, decoded batch by batch below
     units = {c.path: c.shape[0] for c in chosen}
     size = ctx.batch_size(config.batch_size)
 

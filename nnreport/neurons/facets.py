@@ -11,14 +11,16 @@ import numpy as np
 import torch
 
 from nnreport import distributed, scoped
-from nnreport.analyses.neurons import ActivationsResult, ClassFacets, Facet, FacetsConfig, FacetsResult
 from nnreport.context import Context
+from nnreport.datasets import Inputs
 from nnreport.errors import Skipped
 from nnreport.neurons.activations import to_display
 from nnreport.neurons.featvis import input_space
 from nnreport.neurons.layers import NotReached, capture, module_map
 from nnreport.neurons.maximise import Settings, maximise
 from nnreport.neurons.regularisers import HYPER_SETS
+from nnreport.neurons.results import ActivationsResult, ClassFacets, Facet, FacetsConfig, FacetsResult
+from nnreport.streaming import subset
 
 
 def _layers(ctx: Context, acts: ActivationsResult, config: FacetsConfig, classes: int) -> tuple[str, str]:
@@ -35,7 +37,7 @@ def _layers(ctx: Context, acts: ActivationsResult, config: FacetsConfig, classes
     return acts.layers[-2].path, out.path
 
 
-def embed(ctx: Context, path: str, x: np.ndarray, batch: int = 256) -> np.ndarray:
+def embed(ctx: Context, path: str, x: Inputs, batch: int = 256) -> np.ndarray:
     module = module_map(ctx.model, [path])
     batch = ctx.batch_size(batch)
     parts = []
@@ -92,7 +94,7 @@ def _run(ctx: Context, config: FacetsConfig) -> FacetsResult:
         k = min(config.k, 10, len(idx) // 5)
         if k < 1:
             return f"class {names[c]} has too few training inputs ({len(idx)}) for facets"
-        points, labels, centres = cluster(embed(ctx, layer, data.x_train[idx]), k, config.perplexity, seed)
+        points, labels, centres = cluster(embed(ctx, layer, subset(data.x_train, idx)), k, config.perplexity, seed)
         return c, idx, points, labels, [_ordered(idx, points, labels, centres, f) for f in range(k)]
 
     # Under torchrun the classes are shared out over the processes (t-SNE dominates the time).

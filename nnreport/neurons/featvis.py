@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnreport.analyses.neurons import ActivationsResult, FeatvisConfig, FeatvisResult, LayerFeatvis
 from nnreport.context import Context
 from nnreport.errors import Skipped
 from nnreport.neurons.layers import NotReached, module_map
-from nnreport.neurons.maximise import Settings, maximise
+from nnreport.neurons.maximise import Focus, Settings, maximise
 from nnreport.neurons.param import InputSpace
 from nnreport.neurons.regularisers import HYPER_SETS
+from nnreport.neurons.results import (
+    ActivationsResult,
+    FeatvisConfig,
+    FeatvisResult,
+    LayerActivations,
+    LayerFeatvis,
+)
 
 
 def input_space(ctx: Context, value_range: tuple[float, float] | None = None, mean: tuple[float, ...] | None = None,
@@ -31,9 +37,37 @@ def input_space(ctx: Context, value_range: tuple[float, float] | None = None, me
     return InputSpace(float(lo), float(hi), mean if std is not None else None, std if mean is not None else None)
 
 
-def settings(config: FeatvisConfig) -> Settings:
-    return Settings(method=config.method, hyper=HYPER_SETS[config.hyper], steps=config.steps, lr=config.lr,
-                    jitter=config.jitter, scale=config.scale, rotate_deg=config.rotate_deg)
+# From this input side on, "auto" uses the Fourier recipe (Olah et al. 2017): pixel-space ascent on large
+# images gives high-frequency noise that no regulariser set in this package turns into a recognisable pattern.
+FOURIER_FROM = 128
+
+
+def resolved_method(config: FeatvisConfig, input_shape: tuple[int, ...]) -> str:
+    """The method `auto` stands for on inputs of `input_shape`."""
+    if config.method != "auto":
+        return config.method
+    return "fourier" if len(input_shape) == 3 and min(input_shape[1:]) >= FOURIER_FROM else "yosinski"
+
+
+def settings(config: FeatvisConfig, input_shape: tuple[int, ...] = ()) -> Settings:
+    return Settings(method=resolved_method(config, input_shape), hyper=HYPER_SETS[config.hyper],  # type: ignore[arg-type]
+                    steps=config.steps, lr=config.lr, jitter=config.jitter, scale=config.scale,
+                    rotate_deg=config.rotate_deg)
+
+
+def focus(layer: LayerActivations, input_shape: tuple[int, ...], config: FeatvisConfig) -> Focus | None:
+    """The centre unit of a spatial layer and its receptive field plus a margin, where that window is smaller than
+    the input (None: optimise the mean over positions on the whole input, as for global units)."""
+    if not config.crop_fields or layer.receptive is None or len(layer.shape) != 3 or len(input_shape) != 3:
+        return None
+    position = tuple(s // 2 for s in layer.shape[1:])
+    window, smaller = [], False
+    for (size, jump, start), p, side in zip(layer.receptive, position, input_shape[1:], strict=True):
+        margin = max(2, round(size * config.field_margin))
+        smaller = smaller or size + 2 * margin < side
+        lo, hi = start + p * jump - margin, start + p * jump + size + margin
+        window.append((max(0, lo), min(side, hi)))
+    return Focus(position, tuple(window)) if smaller else None
 
 
 def run(ctx: Context, config: FeatvisConfig) -> FeatvisResult:
@@ -45,20 +79,24 @@ def run(ctx: Context, config: FeatvisConfig) -> FeatvisResult:
     modules = module_map(ctx.model, [layer.path for layer in acts.layers])
     rep = ctx.stage()
     out, notes = [], []
+    how = settings(config, acts.input_shape)
     for i, layer in enumerate(acts.layers):
         rep.step(i, len(acts.layers), layer.path)
+        f = focus(layer, acts.input_shape, config) if acts.input_kind == "image" else None
         try:
             m = maximise(ctx.model, layer.path, modules[layer.path], list(range(layer.shown)), acts.input_shape,
-                         space, settings(config), ctx.generator(f"featvis:{layer.path}"))
+                         space, how, ctx.generator(f"featvis:{layer.path}"), focus=f)
         except NotReached as exc:
             notes.append(f"Layer {exc}: the optimised inputs took another path, so it has no optimised inputs.")
             continue
-        out.append(LayerFeatvis(layer.path, layer.shown, m.display.astype(np.float16), m.trace))
+        field = tuple(a[0] for a in layer.receptive) if f is not None and layer.receptive is not None else ()
+        out.append(LayerFeatvis(layer.path, layer.shown, m.display.astype(np.float16), m.trace,
+                                f.window if f is not None else (), field))
     rep.step(len(acts.layers), len(acts.layers))
     if not out:
         raise Skipped(" ".join(notes))
-    if config.method == "fourier" and acts.input_kind != "image":
+    if how.method == "fourier" and acts.input_kind != "image":
         notes.append("The Fourier parameterisation applies to images only; feature vectors were optimised in input space.")
     note = " ".join(notes)
-    return FeatvisResult(tuple(out), config.method, config.hyper if config.method == "yosinski" else "",
+    return FeatvisResult(tuple(out), how.method, config.hyper if how.method == "yosinski" else "",
                          acts.input_kind, (space.lo, space.hi), config.steps, note)

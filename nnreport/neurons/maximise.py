@@ -11,6 +11,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nnreport import scoped
@@ -38,18 +39,30 @@ class Maximised:
     trace: np.ndarray  # (U, steps + 1): each unit's activation before and after every step
 
 
-def unit_values(act: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
-    """Each batch item's own unit: act[i, units[i]], averaged over positions for spatial units."""
+@dataclass(frozen=True)
+class Focus:
+    """Optimise one spatial position's unit (not the mean over positions) and only its input window."""
+
+    position: tuple[int, ...]              # in the layer's output
+    window: tuple[tuple[int, int], ...]    # [start, end) per input axis, inside the input
+
+
+def unit_values(act: torch.Tensor, units: torch.Tensor, position: tuple[int, ...] | None = None) -> torch.Tensor:
+    """Each batch item's own unit: act[i, units[i]], averaged over positions for spatial units (or at `position`)."""
     own = act[torch.arange(act.shape[0], device=act.device), units.to(act.device)]
+    if position is not None and own.dim() == 1 + len(position):
+        index: tuple[slice | int, ...] = (slice(None), *position)
+        return own[index]
     return own.flatten(1).mean(1) if own.dim() > 1 else own
 
 
 def maximise(model: nn.Module, path: str, module: nn.Module, units: list[int], input_shape: tuple[int, ...],
              space: InputSpace, settings: Settings, generator: torch.Generator,
-             init: torch.Tensor | None = None, target_batch: int | None = None) -> Maximised:
+             init: torch.Tensor | None = None, target_batch: int | None = None, focus: Focus | None = None) -> Maximised:
     """Optimise one input per unit of `module`'s output. `init` (model space, (U, *input_shape)) starts
     the pixel-space method from given inputs (e.g. a facet's mean image); else small noise around the
-    data's mean. `target_batch` caps how many units share one batch (None: all)."""
+    data's mean. `target_batch` caps how many units share one batch (None: all). `focus`: optimise the unit
+    at one position, and return only its input window."""
     size = target_batch or len(units)
     displays, traces = [], []
     with scoped.eval_mode(model), scoped.frozen(model):
@@ -57,19 +70,28 @@ def maximise(model: nn.Module, path: str, module: nn.Module, units: list[int], i
             chunk = units[start:start + size]
             x0 = init[start:start + size] if init is not None else None
             run = _fourier if settings.method == "fourier" and len(input_shape) == 3 else _pixels
-            d, t = run(model, path, module, chunk, input_shape, space, settings, generator, x0)
+            d, t = run(model, path, module, chunk, input_shape, space, settings, generator, x0, focus)
             displays.append(d)
             traces.append(t)
     return Maximised(np.concatenate(displays), np.concatenate(traces))
 
 
-def _objective(model: nn.Module, path: str, module: nn.Module, x: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
+def _objective(model: nn.Module, path: str, module: nn.Module, x: torch.Tensor, units: torch.Tensor,
+               focus: Focus | None = None) -> torch.Tensor:
     act = capture(model, {path: module}, (x,), grad=True)[path]
-    return unit_values(act, units)
+    return unit_values(act, units, focus.position if focus is not None else None)
+
+
+def _crop(x: torch.Tensor, focus: Focus | None) -> torch.Tensor:
+    if focus is None:
+        return x
+    (y0, y1), (x0, x1) = focus.window
+    return x[..., y0:y1, x0:x1]
 
 
 def _pixels(model: nn.Module, path: str, module: nn.Module, units: list[int], shape: tuple[int, ...],
-            space: InputSpace, s: Settings, gen: torch.Generator, x0: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
+            space: InputSpace, s: Settings, gen: torch.Generator, x0: torch.Tensor | None,
+            focus: Focus | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Yosinski et al.: gradient ascent in input space, x <- r(x + lr * g), clipped to the value range."""
     hyper = s.hyper or Hyper(0.0, 0.0, 0, 0.0, 0.0)
     dev = _device(model)
@@ -82,20 +104,22 @@ def _pixels(model: nn.Module, path: str, module: nn.Module, units: list[int], sh
     trace = []
     for step in range(s.steps + 1):
         x.requires_grad_(True)
-        value = _objective(model, path, module, x, u)
+        value = _objective(model, path, module, x, u, focus)
         trace.append(value.detach())
         if step == s.steps:
             break
         (grad,) = torch.autograd.grad(value.sum(), x)
         with torch.no_grad():
             # Scale each image's step by its gradient's mean size: one learning rate then fits every model.
-            g = grad / (grad.flatten(1).abs().mean(1).view(-1, *([1] * len(shape))) + 1e-12)
+            # With a focus the gradient is zero outside the unit's field: scale by its size inside the window.
+            seen = _crop(grad, focus) if len(shape) == 3 else grad
+            g = grad / (seen.flatten(1).abs().mean(1).view(-1, *([1] * len(shape))) + 1e-12)
             y = x + s.lr * (space.hi - space.lo) * g
             y = _as_pixels(y, shape)
             y = regularise(y, _as_pixels(grad, shape), hyper, step + 1)
             x = y.view(n, *shape).clamp(space.lo, space.hi)
     x = x.detach()
-    display = space.to_display(x) if len(shape) == 3 else x
+    display = _crop(space.to_display(x), focus) if len(shape) == 3 else x
     return display.cpu().numpy().astype(np.float32), torch.stack(trace, 1).cpu().numpy().astype(np.float32)
 
 
@@ -111,22 +135,29 @@ def _as_pixels(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
 
 
 def _fourier(model: nn.Module, path: str, module: nn.Module, units: list[int], shape: tuple[int, ...],
-             space: InputSpace, s: Settings, gen: torch.Generator, _x0: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
-    """Olah et al.: Adam on a decorrelated Fourier parameterisation, through random jitter/scale/rotation."""
+             space: InputSpace, s: Settings, gen: torch.Generator, _x0: torch.Tensor | None,
+             focus: Focus | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Olah et al.: Adam on a decorrelated Fourier parameterisation, through random jitter/scale/rotation.
+    With a focus only the window is parameterised, on a mid-grey canvas."""
     c, h, w = shape
     dev = _device(model)
-    image = FourierImage(len(units), c, h, w, gen, device=dev)
+    (y0, y1), (x0, x1) = focus.window if focus is not None else ((0, h), (0, w))
+    image = FourierImage(len(units), c, y1 - y0, x1 - x0, gen, device=dev)
     opt = torch.optim.Adam(image.params(), lr=s.lr)
     u = torch.tensor(units, device=dev)
+
+    def canvas(img: torch.Tensor) -> torch.Tensor:
+        return space.to_model(F.pad(img, (x0, w - x1, y0, h - y1), value=0.5))
+
     trace = []
     for step in range(s.steps + 1):
         with torch.no_grad():
-            trace.append(_objective(model, path, module, space.to_model(image.image()), u))
+            trace.append(_objective(model, path, module, canvas(image.image()), u, focus))
         if step == s.steps:
             break
         opt.zero_grad()
         x = random_affine(image.image(), gen, s.jitter, s.scale, s.rotate_deg)
-        (-_objective(model, path, module, space.to_model(x), u).sum()).backward()
+        (-_objective(model, path, module, canvas(x), u, focus).sum()).backward()
         opt.step()
     with torch.no_grad():
         display = image.image()

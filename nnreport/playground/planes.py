@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from nnreport import scoped
-from nnreport.analyses.playground import NeuronLayer, PlaygroundConfig, PlaygroundResult
 from nnreport.context import primary_output
 from nnreport.errors import Skipped
+from nnreport.playground.results import NeuronLayer, PlaygroundConfig, PlaygroundResult
 
 if TYPE_CHECKING:
     from nnreport.context import Context

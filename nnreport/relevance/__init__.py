@@ -14,7 +14,15 @@ Methods (`method=`) and their options:
 - ``lrp``: ``composite`` in epsilon_plus_flat (default), epsilon_gamma_box, epsilon_alpha2_beta1,
   epsilon_plus; or ``rule`` = one of zero, epsilon, gamma, alpha2_beta1, alpha1_beta0, zplus, flat,
   wsquare, zbox on every layer; ``epsilon=1e-6``, ``gamma=0.25``, ``low``/``high`` (z^B bounds; default:
-  the batch's min and max).
+  the batch's min and max); ``attention`` = attnlrp (default: relevance through softmax into queries and
+  keys, AttnLRP) or cp (queries and keys held constant, CP-LRP). Transformer operations get their own
+  rules under every composite: LayerNorm/RMSNorm identity (std constant), products of two activations
+  ε with a uniform split, softmax AttnLRP; nn.MultiheadAttention and scaled_dot_product_attention are
+  written out. ``composite="epsilon"``: ε on every linear layer (transformers); ``epsilon_box``: plus z^B
+  on the input layer (ViT patch embeddings).
+- Token ids (integer inputs): ``lrp``, ``input_x_gradient`` and ``integrated_gradients`` (path in embedding
+  space from the zero embedding) attribute at the embedding output and sum
+  over the embedding dimension (relevance shaped like the ids).
 
 `target`: a class index, one index per sample, or None for the predicted class. The model is never
 changed: every method runs on a private canonical copy (BatchNorm folded into the preceding layer).
@@ -56,8 +64,8 @@ def explain(model: nn.Module | Any, inputs: Any, target: Any = None, method: str
     from nnreport.relevance.methods import explain as run
 
     x = torch.as_tensor(np.asarray(inputs) if not isinstance(inputs, torch.Tensor) else inputs).detach()
-    if not x.is_floating_point():
-        raise TypeError("attribution needs floating-point inputs")
+    if not x.is_floating_point() and x.dtype not in (torch.int64, torch.int32):
+        raise TypeError("attribution needs floating-point inputs or integer token ids")
     if isinstance(model, Canonical):
         canon = model
         x = x.to(model_device(canon.model))

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 ReluMode = Literal["gradient", "deconvnet", "guided"]
 
+# What a transformer hook (`lrp.transformer.Rules.handle`) returns for an op it leaves to the engine.
+NOT_HANDLED = object()
+
 # Operations through which the plain gradient is also the right relevance flow (linear, structural,
 # winner-takes-all pooling); they are neither modified nor reported.
 SAFE_OPS = {
@@ -94,11 +97,14 @@ _CACHE: dict[str, Any] = {}
 
 
 def mode(relu: ReluMode = "gradient", composite: Composite | None = None, model_input: torch.Tensor | None = None,
-         cache: rules.WeightCache | None = None, capture_convs: bool = False) -> Any:
-    """A context manager (torch function mode); see `ExplainMode`."""
+         cache: rules.WeightCache | None = None, capture_convs: bool = False, transformer: Any = None) -> Any:
+    """A context manager (torch function mode); see `ExplainMode`. `transformer`: an `lrp.attention.Rules`
+    (transformer rules, token-embedding leaf, attention recorder)."""
     if "type" not in _CACHE:
         _CACHE["type"] = _mode_type()
-    return _CACHE["type"](relu, composite, model_input, cache or rules.WeightCache(), capture_convs)
+    m = _CACHE["type"](relu, composite, model_input, cache or rules.WeightCache(), capture_convs)
+    m.transformer = transformer
+    return m
 
 
 def _mode_type() -> type:
@@ -120,10 +126,15 @@ def _mode_type() -> type:
             self.pieces: list[torch.Tensor] = []
             self.convs: list[torch.Tensor] = []
             self.audit = Audit()
+            self.transformer: Any = None
 
         def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
             kwargs = kwargs or {}
             name = getattr(func, "__name__", "")
+            if self.transformer is not None:
+                hit = self.transformer.handle(self, func, name, args, kwargs)
+                if hit is not NOT_HANDLED:
+                    return hit
             if func in linear_funcs:
                 return self._linear(func, name, linear_funcs[func], args, kwargs)
             if name in RELU_OPS:
@@ -133,7 +144,8 @@ def _mode_type() -> type:
             if self.composite is not None and name in ACTIVATIONS:
                 return self._activation(func, name, args, kwargs)
             out = func(*args, **kwargs)
-            if self.composite is not None and name not in SAFE_OPS and name not in METADATA:
+            if (self.composite is not None and name not in SAFE_OPS and name not in METADATA
+                    and isinstance(out, torch.Tensor) and out.requires_grad):  # ops on constants carry no relevance
                 self._audit_other(name, args, kwargs)
             return out
 

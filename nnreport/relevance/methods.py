@@ -4,10 +4,18 @@ Integrated Gradients, SmoothGrad, Grad-CAM, Occlusion and LRP."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from nnreport.relevance import engine
+from nnreport.relevance.options import (
+    IntegratedGradientsOptions,
+    LRPOptions,
+    NoOptions,
+    OcclusionOptions,
+    SmoothGradOptions,
+    make_options,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -29,6 +37,29 @@ class Explanation:
     scores: torch.Tensor             # the explained output per sample
     audit: engine.Audit | None = None
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Method:
+    """One attribution method: its function `(canon, x, target, options, batch_limit) -> Explanation` and
+    the type of its options."""
+
+    name: str
+    run: Callable[..., Explanation]
+    options: type
+
+
+METHODS: dict[str, Method] = {}
+
+
+def method(name: str, options: type = NoOptions) -> Callable[[Callable[..., Explanation]], Callable[..., Explanation]]:
+    """Register the decorated function as the attribution method `name` with options of type `options`."""
+
+    def register(run: Callable[..., Explanation]) -> Callable[..., Explanation]:
+        METHODS[name] = Method(name, run, options)
+        return run
+
+    return register
 
 
 def select(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -59,57 +90,91 @@ def resolve_target(canon: Canonical, x: torch.Tensor, target: Any) -> torch.Tens
 
 
 def _run(canon: Canonical, x: torch.Tensor, target: torch.Tensor, relu: engine.ReluMode = "gradient",
-         composite: Any = None, capture: bool = False) -> tuple[torch.Tensor, torch.Tensor, Any]:
-    """One forward + backward under the engine's mode; returns (input gradient, scores, mode)."""
+         composite: Any = None, capture: bool = False, attention: str = "attnlrp",
+         epsilon: float = 1e-6, embedding: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """One forward + backward under the engine's mode; returns (gradient at the first leaf, scores, mode).
+    The first leaf (`mode.leaves[0]`) is the input, or for token ids the embedding output."""
     import torch
 
     from nnreport.context import primary_output
+    from nnreport.relevance.lrp.transformer import Rules
 
-    xin = x.detach().clone().requires_grad_(True)
-    with engine.mode(relu, composite, xin, canon.cache, capture) as m:
+    tokens = not x.is_floating_point()
+    xin = x.detach().clone() if tokens else x.detach().clone().requires_grad_(True)
+    hook = Rules(attention, epsilon, lrp=composite is not None) if composite is not None or tokens else None
+    if hook is not None:
+        hook.replace_embedding = embedding
+    with engine.mode(relu, composite, xin, canon.cache, capture, transformer=hook) as m:
         out = primary_output(canon.model(xin))
+    first = xin
+    if tokens:
+        if hook is None or hook.embedding is None:
+            raise NotApplicable("token-id inputs need an embedding that reads them (F.embedding / nn.Embedding)")
+        first = hook.embedding
     score = select(out, target)
-    leaves = [xin] + list(m.pieces)
+    leaves = [first] + list(m.pieces)
     grads = torch.autograd.grad(score.sum(), leaves, allow_unused=True)
     m.leaves, m.grads = leaves, grads
-    grad = grads[0] if grads[0] is not None else torch.zeros_like(xin)
+    grad = grads[0] if grads[0] is not None else torch.zeros_like(first)
     return grad, score.detach(), m
 
 
-def gradient(canon: Canonical, x: torch.Tensor, target: torch.Tensor, **_: Any) -> Explanation:
+def _times_input(m: Any, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """leaf × gradient, summed over the embedding dimension for token ids (then shaped like the ids)."""
+    rel = m.leaves[0].detach() * grad
+    return rel.sum(-1) if not x.is_floating_point() else rel
+
+
+# Methods that work on token ids (at the embedding output).
+TOKEN_METHODS = ("input_x_gradient", "integrated_gradients", "lrp")
+
+
+@method("gradient")
+def gradient(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opts: NoOptions, batch_limit: int) -> Explanation:
     g, s, _m = _run(canon, x, target)
     return Explanation(g, s)
 
 
-def saliency(canon: Canonical, x: torch.Tensor, target: torch.Tensor, **_: Any) -> Explanation:
+@method("saliency")
+def saliency(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opts: NoOptions, batch_limit: int) -> Explanation:
     g, s, _m = _run(canon, x, target)
     return Explanation(g.abs(), s)
 
 
-def sensitivity(canon: Canonical, x: torch.Tensor, target: torch.Tensor, **_: Any) -> Explanation:
+@method("sensitivity")
+def sensitivity(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opts: NoOptions, batch_limit: int) -> Explanation:
     g, s, _m = _run(canon, x, target)
     return Explanation(g * g, s)
 
 
-def deconvnet(canon: Canonical, x: torch.Tensor, target: torch.Tensor, **_: Any) -> Explanation:
+@method("deconvnet")
+def deconvnet(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opts: NoOptions, batch_limit: int) -> Explanation:
     g, s, _m = _run(canon, x, target, relu="deconvnet")
     return Explanation(g, s)
 
 
-def guided_backprop(canon: Canonical, x: torch.Tensor, target: torch.Tensor, **_: Any) -> Explanation:
+@method("guided_backprop")
+def guided_backprop(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opts: NoOptions, batch_limit: int) -> Explanation:
     g, s, _m = _run(canon, x, target, relu="guided")
     return Explanation(g, s)
 
 
-def input_x_gradient(canon: Canonical, x: torch.Tensor, target: torch.Tensor, **_: Any) -> Explanation:
-    g, s, _m = _run(canon, x, target)
-    return Explanation(x * g, s)
+@method("input_x_gradient")
+def input_x_gradient(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opts: NoOptions, batch_limit: int) -> Explanation:
+    g, s, m = _run(canon, x, target)
+    return Explanation(_times_input(m, g, x), s)
 
 
-def integrated_gradients(canon: Canonical, x: torch.Tensor, target: torch.Tensor, steps: int = 32,
-                         baseline: float = 0.0, batch_limit: int = 1024, **_: Any) -> Explanation:
-    """(x − x')·mean of gradients at midpoints of the straight path from the baseline x'."""
+@method("integrated_gradients", IntegratedGradientsOptions)
+def integrated_gradients(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opts: IntegratedGradientsOptions,
+                         batch_limit: int = 1024) -> Explanation:
+    """(x − x')·mean of gradients at midpoints of the straight path from the baseline x'. Token ids: the path
+    runs in embedding space, from the zero embedding to the ids' embedding, summed over the embedding dimension."""
     import torch
+
+    steps, baseline = opts.steps, opts.baseline
+    if not x.is_floating_point():
+        return _token_integrated_gradients(canon, x, target, steps, batch_limit)
 
     base = torch.full_like(x, baseline)
     total = torch.zeros_like(x)
@@ -123,10 +188,30 @@ def integrated_gradients(canon: Canonical, x: torch.Tensor, target: torch.Tensor
     return Explanation((x - base) * total / steps, score)
 
 
-def smoothgrad(canon: Canonical, x: torch.Tensor, target: torch.Tensor, samples: int = 16, noise: float = 0.15,
-               seed: int = 0, batch_limit: int = 1024, **_: Any) -> Explanation:
+def _token_integrated_gradients(canon: Canonical, x: torch.Tensor, target: torch.Tensor, steps: int,
+                                batch_limit: int) -> Explanation:
+    import torch
+
+    _g, score, m = _run(canon, x, target)
+    emb = m.leaves[0].detach()
+    total = torch.zeros_like(emb)
+    per = max(1, batch_limit // max(1, len(x)))
+    alphas = (torch.arange(steps, dtype=emb.dtype, device=emb.device) + 0.5) / steps
+    for chunk in alphas.split(per):
+        path = (chunk.view(-1, *([1] * emb.dim())) * emb[None]).reshape(-1, *emb.shape[1:])
+        g, _s, _m = _run(canon, x.repeat(len(chunk), *([1] * (x.dim() - 1))), target.repeat(len(chunk)),
+                         embedding=path)
+        total += g.reshape(len(chunk), *emb.shape).sum(0)
+    return Explanation((emb * total / steps).sum(-1), score)
+
+
+@method("smoothgrad", SmoothGradOptions)
+def smoothgrad(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opts: SmoothGradOptions,
+               batch_limit: int = 1024) -> Explanation:
     """Mean |gradient| over copies of the input with Gaussian noise (σ = noise × the sample's value range)."""
     import torch
+
+    samples, noise, seed = opts.samples, opts.noise, opts.seed
 
     gen = torch.Generator().manual_seed(seed)
     span = (x.reshape(len(x), -1).amax(1) - x.reshape(len(x), -1).amin(1)).view(-1, *([1] * (x.dim() - 1)))
@@ -143,7 +228,8 @@ def smoothgrad(canon: Canonical, x: torch.Tensor, target: torch.Tensor, samples:
     return Explanation(total / samples, score)
 
 
-def gradcam(canon: Canonical, x: torch.Tensor, target: torch.Tensor, **_: Any) -> Explanation:
+@method("gradcam")
+def gradcam(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opts: NoOptions, batch_limit: int) -> Explanation:
     """ReLU(Σ_c mean(∂y/∂A_c)·A_c) at the last 2-D convolution, upsampled to the input."""
     import torch
     import torch.nn.functional as F
@@ -166,11 +252,14 @@ def gradcam(canon: Canonical, x: torch.Tensor, target: torch.Tensor, **_: Any) -
     return Explanation(cam.expand_as(x).contiguous(), score.detach())
 
 
-def occlusion(canon: Canonical, x: torch.Tensor, target: torch.Tensor, patch: int = 4, stride: int = 2,
-              baseline: float = 0.0, batch_limit: int = 2048, **_: Any) -> Explanation:
+@method("occlusion", OcclusionOptions)
+def occlusion(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opts: OcclusionOptions,
+              batch_limit: int = 2048) -> Explanation:
     """Score drop when a patch (all channels) is set to the baseline, averaged over the patches covering
     each pixel; non-image inputs occlude one feature at a time."""
     import torch
+
+    patch, stride, baseline = opts.patch, opts.stride, opts.baseline
 
     from nnreport.context import primary_output
 
@@ -215,23 +304,26 @@ def _patch_masks(h: int, w: int, patch: int, stride: int, dtype: Any) -> torch.T
     return masks
 
 
-def lrp(canon: Canonical, x: torch.Tensor, target: torch.Tensor, composite: str = "epsilon_plus_flat",
-        rule: str | None = None, epsilon: float = 1e-6, gamma: float = 0.25, low: float | None = None,
-        high: float | None = None, **_: Any) -> Explanation:
-    """Layer-wise Relevance Propagation with a composite (or one `rule` everywhere)."""
+@method("lrp", LRPOptions)
+def lrp(canon: Canonical, x: torch.Tensor, target: torch.Tensor, opts: LRPOptions, batch_limit: int = 0) -> Explanation:
+    """Layer-wise Relevance Propagation with a composite (or one `rule` everywhere); `opts.attention`: "attnlrp"
+    (relevance through softmax into queries and keys) or "cp" (queries and keys held constant)."""
 
+    from nnreport.relevance.lrp import attention as attn
     from nnreport.relevance.lrp import composites
 
-    lo = float(x.min()) if low is None else low
-    hi = float(x.max()) if high is None else high
-    comp = (composites.single_rule(rule, epsilon, gamma, lo, hi) if rule is not None  # type: ignore[arg-type]
-            else composites.composite(composite, epsilon, gamma, lo, hi))
-    grad, score, m = _run(canon, x, target, composite=comp)
-    rel = x * grad
+    attn.check_attention(opts.attention)
+
+    lo = float(x.min()) if opts.low is None else opts.low
+    hi = float(x.max()) if opts.high is None else opts.high
+    comp = (composites.single_rule(opts.rule, opts.epsilon, opts.gamma, lo, hi)  # type: ignore[arg-type]
+            if opts.rule is not None else composites.composite(opts.composite, opts.epsilon, opts.gamma, lo, hi))
+    grad, score, m = _run(canon, x, target, composite=comp, attention=opts.attention, epsilon=opts.epsilon)
+    rel = _times_input(m, grad, x)
     for leaf, g in zip(m.leaves[1:], m.grads[1:], strict=True):
         if g is not None:
             rel = rel + (leaf.detach() * g).reshape(x.shape)
-    notes = lrp_notes(canon, m.audit, comp)
+    notes = lrp_notes(canon, m.audit, comp) + attn.notes(dict(m.audit.rules), opts.attention)
     return Explanation(rel.detach(), score, m.audit, notes)
 
 
@@ -261,14 +353,6 @@ def lrp_notes(canon: Canonical, audit: engine.Audit, comp: Any) -> list[str]:
     return notes
 
 
-METHODS: dict[str, Callable[..., Explanation]] = {
-    "gradient": gradient, "saliency": saliency, "sensitivity": sensitivity, "deconvnet": deconvnet,
-    "guided_backprop": guided_backprop, "input_x_gradient": input_x_gradient,
-    "integrated_gradients": integrated_gradients, "smoothgrad": smoothgrad, "gradcam": gradcam,
-    "occlusion": occlusion, "lrp": lrp,
-}
-
-
 # Tensors autograd may keep for one backward pass. Batches are split to stay under it: a DenseNet-121 at
 # 32x32 keeps about 30 MB per sample, so a fixed batch of 1024 (Integrated Gradients' steps x samples)
 # needed over 24 GB.
@@ -283,27 +367,33 @@ def samples_per_pass(canon: Canonical, x: torch.Tensor, budget: int | None = Non
     key = tuple(x.shape[1:])
     known = getattr(canon, "_saved_bytes", {})
     if key not in known:
-        known[key] = max(saved_bytes(canon.model, (x[:1],)), 1)
+        known[key] = max(saved_bytes(canon.model, (x[:1],)), 1)  # token ids: saved_bytes leaves them without grad
         canon._saved_bytes = known  # type: ignore[attr-defined]
     return fit(SAVED_BYTES_PER_PASS if budget is None else budget, known[key], 1 << 30)
 
 
 def explain(canon: Canonical, x: torch.Tensor, target: Any, method: str, **options: Any) -> Explanation:
-    """Run `method` on the canonical model; the error for an unknown name lists the known ones.
+    """Run `method` with `options` (its options dataclass's fields) on the canonical model; an unknown
+    method or option is an error that lists the known ones.
 
     Large batches run in parts that fit the memory budget; the result is the same as one pass (the z^B
     bounds of LRP come from the whole batch)."""
     import torch
 
-    if method not in METHODS:
+    spec = METHODS.get(method)
+    if spec is None:
         raise KeyError(f"unknown attribution method {method!r}; known methods: {', '.join(METHOD_NAMES)}")
+    if not x.is_floating_point() and method not in TOKEN_METHODS:
+        raise NotApplicable(f"on token ids only {', '.join(TOKEN_METHODS)} apply (at the embedding output)")
+    budget = options.pop("memory_budget", None)  # the report's one memory budget (bytes), not a method option
+    opts: Any = make_options(spec.options, method, options)
+    if isinstance(opts, LRPOptions):  # the z^B bounds come from the whole batch, before it is split
+        opts = replace(opts, low=float(x.min()) if opts.low is None else opts.low,
+                       high=float(x.max()) if opts.high is None else opts.high)
     t = resolve_target(canon, x, target)
-    limit = samples_per_pass(canon, x, options.pop("memory_budget", None))
-    options.setdefault("batch_limit", limit)  # Integrated Gradients' and SmoothGrad's expanded batches
-    options.setdefault("low", float(x.min()))
-    options.setdefault("high", float(x.max()))
+    limit = samples_per_pass(canon, x, budget)  # also Integrated Gradients' and SmoothGrad's expanded batches
     if len(x) <= limit:
-        return METHODS[method](canon, x, t, **options)
-    parts = [METHODS[method](canon, xc, tc, **options) for xc, tc in zip(x.split(limit), t.split(limit), strict=True)]
+        return spec.run(canon, x, t, opts, limit)
+    parts = [spec.run(canon, xc, tc, opts, limit) for xc, tc in zip(x.split(limit), t.split(limit), strict=True)]
     return Explanation(torch.cat([p.relevance for p in parts]), torch.cat([p.scores for p in parts]),
                        parts[0].audit, parts[0].notes)

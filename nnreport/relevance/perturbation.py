@@ -3,6 +3,7 @@ and summarise each ordering by its area over the perturbation curve (AOPC)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -59,32 +60,55 @@ def replacement_values(x: torch.Tensor, how: Replacement, low: float, high: floa
     return F.avg_pool2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
 
 
+def auto_region(side: int) -> int:
+    """Region side for an image whose shorter side is `side`: about 9×9 at 224 px (Samek et al. 2017 used 9×9
+    regions on 224-px images), never below 2×2 (so 16- and 32-px images keep 2×2)."""
+    return max(2, round(side * 9 / 224))
+
+
+def schedule(count: int, steps: int, min_removed: float) -> tuple[int, int]:
+    """(steps, regions removed per step): at most `steps` forward passes per sample that together remove at
+    least `min_removed` of the `count` regions (several regions per step where one per step would not)."""
+    steps = max(1, min(steps, count))
+    need = min(count, math.ceil(min_removed * count))
+    per_step = max(1, math.ceil(need / steps))
+    return max(1, min(steps, count // per_step)), per_step
+
+
+# Perturbed inputs scored per forward pass are capped by size (≈64 MB of float32), so memory stays bounded at 224 px.
+CHUNK_BYTES = 64 * 2**20
+
+
 def perturbation_curve(score: ScoreFn, x: torch.Tensor, target: torch.Tensor, order: np.ndarray, ids: np.ndarray,
-                       steps: int, fill: torch.Tensor, batch: int = 256) -> Curve:
-    """Remove regions one per step in `order` (N, regions); return the mean drop curve and AOPC ± SE.
+                       steps: int, fill: torch.Tensor, batch: int = 256, per_step: int = 1) -> Curve:
+    """Remove `per_step` regions per step in `order` (N, regions); return the mean drop curve and AOPC ± SE.
     `score(inputs, targets)` gives the explained score per input.
 
-    The perturbed inputs (sample i after k steps is row i·(steps+1) + k) are built one batch at a time, so
-    memory does not grow with samples × steps; under torchrun the batches are split over the processes."""
+    The perturbed inputs (sample i after k steps is row i·(steps+1) + k) are built one chunk at a time (at most
+    `batch` rows and about CHUNK_BYTES), so memory does not grow with samples × steps; under torchrun the
+    chunks are split over the processes."""
     import torch
 
     from nnreport import distributed
 
     n = len(x)
-    steps = min(steps, order.shape[1])
-    rank = np.full(order.shape, steps + 1)
-    np.put_along_axis(rank, order[:, :steps], np.arange(1, steps + 1)[None].repeat(n, 0), axis=1)
+    steps = min(steps, order.shape[1] // per_step)
+    removed = steps * per_step
+    rank = np.full(order.shape, steps + 1, dtype=np.int32)
+    np.put_along_axis(rank, order[:, :removed], (np.arange(removed) // per_step + 1)[None].repeat(n, 0).astype(np.int32),
+                      axis=1)
     removed_at = torch.from_numpy(rank[:, ids]).to(x.device)  # (N, *shape): the step at which each element goes
     rows_total = n * (steps + 1)
     spatial = (1,) * (x.dim() - 1)
+    chunk = max(1, min(batch, CHUNK_BYTES // max(1, x[0].numel() * x.element_size())))
 
     def scores_of(start: int) -> np.ndarray:
-        rows = torch.arange(start, min(start + batch, rows_total), device=x.device)
+        rows = torch.arange(start, min(start + chunk, rows_total), device=x.device)
         i, k = rows // (steps + 1), rows % (steps + 1)
         pert = torch.where(removed_at[i] <= k.view(-1, *spatial), fill[i], x[i])
         return score(pert, target[i]).double().cpu().numpy()
 
-    out = np.concatenate(distributed.map_shared(scores_of, list(range(0, rows_total, batch))))
+    out = np.concatenate(distributed.map_shared(scores_of, list(range(0, rows_total, chunk))))
     scores = out.reshape(n, steps + 1)
     drops = scores[:, :1] - scores
     per_sample = drops.mean(1)

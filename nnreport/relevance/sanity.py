@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -75,5 +74,3 @@ def mean_se(values: np.ndarray) -> tuple[float, float]:
         return float("nan"), float("nan")
     return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0
 
-
-Attributor = Callable[["nn.Module"], np.ndarray]

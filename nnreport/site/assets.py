@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from nnreport.site import charts, images
+from nnreport.site.themes import Palette
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,10 @@ class Assets:
     files: dict[str, bytes] = field(default_factory=dict)
     page: str = "page"
     _counter: dict[str, int] = field(default_factory=dict)
+    palette: Palette = field(default_factory=Palette)  # the theme's colours, for the pages that draw
 
     def for_page(self, slug: str) -> Assets:
-        view = Assets(self.files, slug, self._counter)
-        return view
+        return Assets(self.files, slug, self._counter, self.palette)
 
     def add(self, name: str, data: bytes) -> str:
         """Store `data` as assets/<name>; the same name with other content is a bug."""

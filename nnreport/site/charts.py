@@ -6,6 +6,8 @@ import json
 import re
 from typing import Any
 
+from nnreport.templating import dumps_finite
+
 _AUTO_NAME = re.compile(r"\b(param|view|selector|concat|layer)_(\d+)\b")
 
 
@@ -23,7 +25,7 @@ def spec_of(chart: Any) -> dict[str, Any]:
         with alt.data_transformers.enable("default", max_rows=None):
             spec = chart.to_dict(validate=True)
     spec.pop("$schema", None)
-    text = json.dumps(spec, sort_keys=True)
+    text = dumps_finite(spec, sort_keys=True)
     mapping: dict[str, str] = {}
 
     def rename(m: re.Match[str]) -> str:
@@ -31,4 +33,4 @@ def spec_of(chart: Any) -> dict[str, Any]:
         mapping.setdefault(key, f"{m.group(1)}_s{len(mapping) + 1}")
         return mapping[key]
 
-    return json.loads(_AUTO_NAME.sub(rename, text))
+    return json.loads(_AUTO_NAME.sub(rename, text))  # NaN/inf in the data became null above

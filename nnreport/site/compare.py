@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nnreport import __version__
-from nnreport.resources import resource_dir
+from nnreport.formatting import md
 from nnreport.site import images
 from nnreport.site.assets import Assets, ChartRef, ImageRef
 from nnreport.site.build import (
@@ -17,13 +17,17 @@ from nnreport.site.build import (
     SINGLE_FILE_NAME,
     NavItem,
     SiteInfo,
-    chart_runtime,
+    cap_summary,
+    data_uri,
     environment,
     links,
+    marker_text,
     render_files,
     shared_files,
+    single_file_page,
     write_atomic,
 )
+from nnreport.site.compare_evaluation import EvaluationComparison, compare_evaluations, evaluation_markdown
 from nnreport.site.compare_graph import GraphComparison, compare_graphs, graph_markdown
 from nnreport.site.compare_landscape import LandscapeComparison, compare_landscapes, landscape_markdown
 from nnreport.site.pages import PageSpec, load_pages
@@ -35,7 +39,8 @@ COMPARE_CSP = CSP + "; frame-src 'self'"
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from nnreport.compare import Comparison, ComparisonReport
+    from nnreport.compare import Comparison
+    from nnreport.inspection import Inspection
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ class ComparePage:
     title_b: str
     landscape: LandscapeComparison | None = None
     graph: GraphComparison | None = None
+    evaluation: EvaluationComparison | None = None
 
 
 @dataclass(frozen=True)
@@ -105,20 +111,20 @@ def _per_class_chart(result: Comparison, assets: Assets) -> ChartRef | None:
                         f"{result.names[0]} and {result.names[1]} on the same {result.evaluated} test samples.")
 
 
-def render_comparison(report: ComparisonReport, out: str | Path, theme: str = "light", single_file: bool = False,
-                      timings: bool = True) -> Path:
+def render_comparison(a: Inspection, b: Inspection, result: Comparison, out: str | Path, theme: str = "light",
+                      single_file: bool = False, timings: bool = True) -> Path:
     """Write the compare site: index.html (the differences), side-<page>.html, a/ and b/ (both reports)."""
-    a, b = (report.a, report.b) if timings else (report.a.without_timings(), report.b.without_timings())
+    if not timings:
+        a, b = a.without_timings(), b.without_timings()
     theme_obj = load_theme(theme)
     # Both reports load the chart runtime, CSS and script from the comparison's own assets/.
     files_a = render_files(a, theme, single_file=single_file, static="../assets/")
     files_b = render_files(b, theme, single_file=single_file, static="../assets/")
-    assets = Assets()
-    result = report.result
+    assets = Assets(palette=theme_obj.palette)
     names_a, names_b = a.manifest.model.class_names, b.manifest.model.class_names
     flips = tuple(FlipView(
         f.index, _class_name(names_a, f.label), _class_name(names_a, f.pred_a), _class_name(names_b, f.pred_b),
-        _flip_picture(f, assets.for_page("compare"), theme_obj.colour_maps["diverging"]),  # type: ignore[arg-type]
+        _flip_picture(f, assets.for_page("compare"), theme_obj.palette.diverging),
         "fixed" if f.pred_b == f.label else ("broken" if f.pred_a == f.label else "changed"),
     ) for f in result.flips)
     chart = _per_class_chart(result, assets.for_page("compare"))
@@ -127,12 +133,14 @@ def render_comparison(report: ComparisonReport, out: str | Path, theme: str = "l
     context = ComparePage(result, flips, (chart,) if chart else (), sides, a.manifest.title, b.manifest.title,
                           compare_landscapes(a.result("landscape"), b.result("landscape"), assets.for_page("compare"),
                                              result.names),
-                          compare_graphs(a.result("graph"), b.result("graph"), result.names))
+                          compare_graphs(a.result("graph"), b.result("graph"), result.names),
+                          compare_evaluations(a.result("evaluation"), b.result("evaluation"), assets.for_page("compare"),
+                                              result.names))
     env = environment()
     nav = (NavItem("index", "Differences", "ok"),) + tuple(NavItem(f"side-{s}", t, "ok") for s, t in sides)
     page_spec = PageSpec("index", "Differences", (), 0, "compare.html", lambda *_: None)
     files: dict[str, bytes] = {}
-    links(env, url=(lambda p: p) if not single_file else (lambda p: _data_uri(assets.files[p])),
+    links(env, url=(lambda p: p) if not single_file else (lambda p: data_uri(p, assets.files[p])),
           page_url=lambda slug: f"{slug}.html", anchor=lambda slug, frag="": f"{slug}.html#{frag}")
 
     def render(template: str, spec: PageSpec, page: Any, layout: str = "base.html") -> str:
@@ -145,11 +153,8 @@ def render_comparison(report: ComparisonReport, out: str | Path, theme: str = "l
         embedded = {"a": files_a[SINGLE_FILE_NAME].decode(), "b": files_b[SINGLE_FILE_NAME].decode()}
         site = SiteInfo(f"{result.names[0]} vs {result.names[1]} — nnreport compare", (NavItem("index", "Differences", "ok"),),
                         "index", theme_obj, b, __version__, True, COMPARE_CSP)
-        files[SINGLE_FILE_NAME] = env.get_template("compare_single.html").render(
-            site=site, body=body, embedded=embedded, names=result.names, css=theme_obj.css,
-            runtime=chart_runtime().decode("utf-8"),
-            script=(resource_dir("templates") / "static" / "nnreport.js").read_text(encoding="utf-8"),
-        ).encode("utf-8")
+        files[SINGLE_FILE_NAME] = single_file_page(env, "compare_single.html", site, body=body, embedded=embedded,
+                                                   names=result.names).encode("utf-8")
     else:
         files["index.html"] = render("compare.html", page_spec, context).encode("utf-8")
         for slug, title in sides:
@@ -160,22 +165,17 @@ def render_comparison(report: ComparisonReport, out: str | Path, theme: str = "l
         files.update(shared_files(theme_obj))
     for prefix, sub in (("a", files_a), ("b", files_b)):
         files.update({f"{prefix}/{k}": v for k, v in sub.items() if k != MARKER})
-    files["summary.md"] = comparison_markdown(report).encode("utf-8")
-    files[MARKER] = f"generated by nnreport {__version__} (compare); a rebuild replaces this folder\n".encode()
+    files["summary.md"] = comparison_markdown(a, b, result).encode("utf-8")
+    files[MARKER] = marker_text(list(files))
     return write_atomic(files, out)
 
 
-def _data_uri(data: bytes) -> str:
-    import base64
-
-    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-
-
-def comparison_markdown(report: ComparisonReport) -> str:
+def comparison_markdown(a: Inspection, b: Inspection, result: Comparison) -> str:
     """A diff table for a pull-request comment (under 60,000 characters)."""
+    names = (md(result.names[0]), md(result.names[1]))  # these lines embed the names
     text = environment().get_template("compare.md").render(
-        r=report.result, a=report.a.manifest, b=report.b.manifest,
-        landscape=landscape_markdown(report.a.result("landscape"), report.b.result("landscape"), report.result.names),
-        graph=graph_markdown(report.a.result("graph"), report.b.result("graph"), report.result.names))
-    limit = 60_000
-    return text if len(text) <= limit else text[: limit - 40] + "\n\n_(summary truncated)_\n"
+        r=result, a=a.manifest, b=b.manifest,
+        landscape=landscape_markdown(a.result("landscape"), b.result("landscape"), names),
+        graph=graph_markdown(a.result("graph"), b.result("graph"), names),
+        evaluation=evaluation_markdown(a.result("evaluation"), b.result("evaluation"), names))
+    return cap_summary(text)

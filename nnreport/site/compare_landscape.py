@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nnreport.formatting import fmt_float
 from nnreport.landscape import drawing
-from nnreport.site.formatting import fmt_float
 
 if TYPE_CHECKING:
-    from nnreport.analyses.landscape import Curve, LandscapeResult, Surface
+    from nnreport.landscape.results import Curve, LandscapeResult, Surface
     from nnreport.site.assets import Assets, ChartRef
 
 SIZE = 280

@@ -51,7 +51,22 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
         img = img[0] if img.shape[0] == 1 else img[:3].transpose(1, 2, 0)
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
-    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+    return thumbnail((np.clip(img, 0, 1) * 255).round().astype(np.uint8))
+
+
+# Inputs and maps show at most this many pixels a side: a 512-px input adds bytes, not insight.
+THUMBNAIL = 224
+
+
+def thumbnail(rgb: np.ndarray, side: int = THUMBNAIL) -> np.ndarray:
+    """Shrink an (H, W, 3) uint8 image by the smallest whole factor that fits `side` (box average)."""
+    h, w = rgb.shape[:2]
+    k = -(-max(h, w) // side)
+    if k <= 1:
+        return rgb
+    hh, ww = h // k * k, w // k * k
+    blocks = rgb[:hh, :ww].reshape(hh // k, k, ww // k, k, -1).astype(np.float64).mean(axis=(1, 3))
+    return blocks.round().astype(np.uint8)
 
 
 def upscale(rgb: np.ndarray, factor: int) -> np.ndarray:

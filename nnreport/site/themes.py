@@ -1,13 +1,14 @@
-"""Themes as data: themes/<name>/theme.toml (Vega config, colour maps) + theme.css over themes/common.css."""
+"""Themes as data: themes/<name>/theme.toml (palette, Vega config) + theme.css over themes/common.css."""
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, get_args
 
 from nnreport.errors import UsageError
 from nnreport.resources import resource_dir
+from nnreport.site.images import ColourMap
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -16,13 +17,45 @@ else:  # pragma: no cover
 
 
 @dataclass(frozen=True)
+class Palette:
+    """The theme's colours, as every page and chart uses them ([palette] in theme.toml; these defaults are
+    the light theme's)."""
+
+    positive: str = "#b2182b"  # signed values above zero: relevance, weights, a binary class
+    negative: str = "#2166ac"
+    categorical: tuple[str, ...] = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2",
+                                    "#ff9da6", "#9d755d", "#bab0ac")
+    accent: str = "#e45756"  # what a chart points at: the trained weights, the training path
+    # Colour maps (nnreport.site.images): magnitudes (loss), intensities (unsigned relevance, accuracy), signed values.
+    sequential: ColourMap = "viridis"
+    heat: ColourMap = "magma"
+    diverging: ColourMap = "rdbu"
+
+
+def _palette(data: dict[str, Any], where: str) -> Palette:
+    unknown = set(data) - {f.name for f in fields(Palette)}
+    if unknown:
+        raise UsageError(f"{where}: unknown [palette] entries {', '.join(sorted(unknown))}")
+    for key in ("sequential", "heat", "diverging"):
+        if key in data and data[key] not in get_args(ColourMap):
+            raise UsageError(f"{where}: palette {key} {data[key]!r} is not one of {', '.join(get_args(ColourMap))}")
+    if "categorical" in data:
+        data = {**data, "categorical": tuple(data["categorical"])}
+    return Palette(**data)
+
+
+@dataclass(frozen=True)
 class Theme:
     name: str
     description: str
     css: str
     vega_config: dict[str, Any]
-    # Colour maps for heatmap images: "sequential" and "diverging".
-    colour_maps: dict[str, str]
+    palette: Palette = field(default_factory=Palette)
+
+    @property
+    def colour_maps(self) -> dict[str, ColourMap]:
+        """Colour maps for heatmap images: "sequential" and "diverging" (from the palette)."""
+        return {"sequential": self.palette.sequential, "diverging": self.palette.diverging}
 
 
 def theme_names() -> list[str]:
@@ -43,5 +76,5 @@ def load_theme(name: str) -> Theme:
         description=data.get("description", ""),
         css=css,
         vega_config=data.get("vega", {}),
-        colour_maps={"sequential": "viridis", "diverging": "rdbu", **data.get("colour_maps", {})},
+        palette=_palette(data.get("palette", {}), f"theme {name}"),
     )

@@ -21,6 +21,7 @@ KNOWN_LEAVES = {
     "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
     "AdaptiveAvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "Flatten", "Unflatten",
     "Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "ZeroPad2d", "ConstantPad2d",
+    "LayerNorm", "RMSNorm", "Embedding",  # identity rule (lrp/attention.py); an embedding is where tokens start
 }
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 from nnreport.relevance.lrp.rules import Rule, RuleName
 
-CompositeName = Literal["epsilon_plus_flat", "epsilon_gamma_box", "epsilon_alpha2_beta1", "epsilon_plus"]
+CompositeName = Literal["epsilon_plus_flat", "epsilon_gamma_box", "epsilon_alpha2_beta1", "epsilon_plus", "epsilon",
+                        "epsilon_box"]
 COMPOSITE_NAMES: tuple[str, ...] = get_args(CompositeName)
 
 
@@ -39,6 +40,10 @@ def composite(name: str, epsilon: float = 1e-6, gamma: float = 0.25, low: float 
                                        input=Rule("zbox", low=low, high=high)),
         "epsilon_alpha2_beta1": Composite(name, conv=Rule("alpha2_beta1"), dense=eps),
         "epsilon_plus": Composite(name, conv=Rule("zplus"), dense=eps),
+        # transformers: ε on every linear layer (attention, LayerNorm, softmax have their own rules)
+        "epsilon": Composite(name, conv=eps, dense=eps),
+        # ViTs: z^B on the patch embedding (the input layer), ε elsewhere
+        "epsilon_box": Composite(name, conv=eps, dense=eps, input=Rule("zbox", low=low, high=high)),
     }
     if name not in table:
         raise KeyError(f"unknown LRP composite {name!r}; known composites: {', '.join(COMPOSITE_NAMES)}")
@@ -54,9 +59,3 @@ def single_rule(name: RuleName, epsilon: float = 1e-6, gamma: float = 0.25, low:
         return Composite(f"rule:{name}", conv=eps, dense=eps, input=rule)
     return Composite(f"rule:{name}", conv=rule, dense=rule)
 
-
-def with_bounds(comp: Composite, low: float, high: float) -> Composite:
-    """The composite with z^B bounds set (where it has a z^B rule)."""
-    if comp.input is not None and comp.input.name == "zbox":
-        return replace(comp, input=replace(comp.input, low=low, high=high))
-    return comp

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nnreport.cnnvis.results import CNNVisResult, LayerGroup
 from nnreport.site import images
 from nnreport.site.pages import page
+from nnreport.site.themes import Palette
 
 if TYPE_CHECKING:
-    from nnreport.analyses.cnnvis import CNNVisResult, LayerGroup
     from nnreport.inspection import AnalysisRecord, Inspection
     from nnreport.site.assets import Assets, ImageRef
 
@@ -23,11 +24,8 @@ GAP_Y = 16  # between clusters
 BLOCK_GAP = 10  # extra space between biclusters (rows) and half of it between column biclusters
 EDGE_GAP = 120  # between a column's matrix and the next column's rectangles
 HEADER = 78  # room for the layer strip and the group headers
-STRIP_Y = 8  # the layer strip at the very top
 EDGE_SHARE = 0.2  # edges weaker than this share of the strongest in their layer pair are left out
 BUNDLE = 0.6  # how far edges are pulled towards the middle of the gap (0 = straight, 1 = one point)
-POSITIVE, NEGATIVE = "#b2182b", "#2166ac"
-GROUP_COLOURS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#9d755d")
 
 
 @dataclass(frozen=True)
@@ -118,10 +116,16 @@ def _cluster_image(patches: np.ndarray | None, assets: Assets, name: str, alt: s
     return ref, cols * TILE, rows * TILE
 
 
-def _cell_x(r: CNNVisResult, k: int) -> float:
-    """x of the k-th matrix column (in bicluster order), with a gap between column biclusters."""
-    blocks = [r.column_bicluster[c] for c in r.class_order[:k + 1]]
-    return k * CELL + BLOCK_GAP / 2 * sum(1 for a, b in zip(blocks, blocks[1:], strict=False) if a != b)
+def _cell_xs(r: CNNVisResult) -> np.ndarray:
+    """x of every matrix column (in bicluster order), with a gap between column biclusters.
+
+    One pass over the classes: recounting the gaps per cell made the page quadratic in the classes
+    (100,000 class names took over 15 minutes)."""
+    blocks = np.asarray([r.column_bicluster[c] for c in r.class_order])
+    if not len(blocks):
+        return np.zeros(0)
+    gaps = np.concatenate([[0], np.cumsum(blocks[1:] != blocks[:-1])])
+    return np.arange(len(blocks)) * CELL + BLOCK_GAP / 2 * gaps
 
 
 def _top(r: CNNVisResult) -> float:
@@ -141,6 +145,8 @@ def _column(r: CNNVisResult, g: int, group: LayerGroup, x: float, assets: Assets
     lefts: dict[int, tuple[float, float]] = {}  # cluster -> (left x, centre y)
     previous = None
     widest = 0.0
+    xs = _cell_xs(r)
+    order = np.asarray(r.class_order, dtype=np.int64)
     for c in group.order:
         cluster = group.clusters[c]
         if previous is not None and group.row_bicluster[c] != previous:
@@ -148,11 +154,11 @@ def _column(r: CNNVisResult, g: int, group: LayerGroup, x: float, assets: Assets
         previous = group.row_bicluster[c]
         ref, w, h = _cluster_image(cluster.patches, assets, f"g{g}-c{c}",
                                    f"Top-example patches of neuron cluster {c + 1} of {rep.name}")
-        cells = []
-        for k, col in enumerate(r.class_order):
-            v = float(cluster.profile[col])
-            colour = _hex(images.colourize(np.array([[v]]), "rdbu", -vmax, vmax)[0, 0])
-            cells.append(Cell(_cell_x(r, k), 0, colour, f"{r.classes[col]}: {v:+.2f}"))
+        values = np.asarray(cluster.profile, dtype=np.float64)[order]
+        colours = (images.colourize(values[None, :], assets.palette.diverging, -vmax, vmax)[0] if len(order)
+                   else np.zeros((0, 3)))
+        cells = [Cell(float(xs[k]), 0, _hex(colours[k]), f"{r.classes[col]}: {float(values[k]):+.2f}")
+                 for k, col in enumerate(r.class_order)]
         units = len(cluster.units)
         label = f"{units} unit{'s' if units != 1 else ''}"
         title = (f"cluster {c + 1} of {rep.name}: units {', '.join(str(u) for u in cluster.units[:24])}"
@@ -166,15 +172,16 @@ def _column(r: CNNVisResult, g: int, group: LayerGroup, x: float, assets: Assets
     boxes = [ClusterBox(b.x, b.y, b.width, b.height, b.image, b.label, b.title,
                         tuple(Cell(strip_x + cell.x, b.y + (min(b.height, 2 * CELL) - CELL) / 2, cell.colour, cell.title)
                               for cell in b.cells)) for b in boxes]
-    labels = tuple(ClassLabel(strip_x + _cell_x(r, k) + CELL / 2, top - 8, r.classes[col], r.column_bicluster[col])
+    labels = tuple(ClassLabel(strip_x + float(xs[k]) + CELL / 2, top - 8, r.classes[col], r.column_bicluster[col])
                    for k, col in enumerate(r.class_order))
-    right = strip_x + _cell_x(r, len(r.class_order) - 1) + CELL
+    right = strip_x + (float(xs[-1]) if len(xs) else -CELL) + CELL
     anchors = {c: (left, cy, right) for c, (left, cy) in lefts.items()}
-    column = GroupColumn(x, rep.name, span, GROUP_COLOURS[g % len(GROUP_COLOURS)], labels, tuple(boxes))
+    colours = assets.palette.categorical
+    column = GroupColumn(x, rep.name, span, colours[g % len(colours)], labels, tuple(boxes))
     return column, anchors, y
 
 
-def _edges(r: CNNVisResult, anchors: list[dict[int, tuple[float, float, float]]]) -> list[EdgePath]:
+def _edges(r: CNNVisResult, anchors: list[dict[int, tuple[float, float, float]]], palette: Palette) -> list[EdgePath]:
     paths = []
     for e in r.edges:
         w = e.weights
@@ -195,16 +202,17 @@ def _edges(r: CNNVisResult, anchors: list[dict[int, tuple[float, float, float]]]
                 c1 = (x1 + gap * 0.45, y1 + (middle - y1) * BUNDLE)
                 c2 = (x2 - gap * 0.45, y2 + (middle - y2) * BUNDLE)
                 d = f"M{x1:.1f},{y1:.1f} C{c1[0]:.1f},{c1[1]:.1f} {c2[0]:.1f},{c2[1]:.1f} {x2:.1f},{y2:.1f}"
-                colour = POSITIVE if w[a, b] > 0 else NEGATIVE
+                colour = palette.positive if w[a, b] > 0 else palette.negative
                 paths.append(EdgePath(d, colour, round(0.6 + 5 * share, 2), round(0.25 + 0.6 * share, 2),
                                       f"cluster {a + 1} → cluster {b + 1}: effective weight {float(w[a, b]):+.3g}"))
     return paths
 
 
-def _strip(r: CNNVisResult, width: float) -> list[StripBox]:
+def _strip(r: CNNVisResult, width: float, palette: Palette) -> list[StripBox]:
     n = len(r.layers)
     step = min(28.0, (width - 20) / max(n, 1))
-    return [StripBox(10 + i * step, step - 2, GROUP_COLOURS[layer.group % len(GROUP_COLOURS)], layer.representative,
+    colours = palette.categorical
+    return [StripBox(10 + i * step, step - 2, colours[layer.group % len(colours)], layer.representative,
                      f"{layer.name} ({layer.type}, {layer.units} units), group {layer.group + 1}"
                      + (", representative" if layer.representative else ""))
             for i, layer in enumerate(r.layers)]
@@ -212,13 +220,13 @@ def _strip(r: CNNVisResult, width: float) -> list[StripBox]:
 
 def _similarity(r: CNNVisResult, assets: Assets) -> ImageRef:
     n = len(r.layers)
-    rgb = images.colourize(r.similarity, "viridis", 0.0, 1.0)
+    rgb = images.colourize(r.similarity, assets.palette.sequential, 0.0, 1.0)
     return assets.png("similarity", images.upscale(rgb, max(1, 240 // max(n, 1))), "Linear CKA between the layers")
 
 
 @page("cnnvis", title="CNNVis", analyses=("cnnvis",), order=60)
 def cnnvis_page(insp: Inspection, assets: Assets) -> CNNVisPage:
-    r: Any = insp.result("cnnvis")
+    r = insp.require("cnnvis", CNNVisResult)
     profiles = [abs(float(v)) for g in r.groups for c in g.clusters for v in c.profile]
     vmax = max(profiles) if profiles else 1.0
     x, columns, anchors, bottom = 20.0, [], [], _top(r)
@@ -231,8 +239,8 @@ def cnnvis_page(insp: Inspection, assets: Assets) -> CNNVisPage:
         x = right + EDGE_GAP
     width = int(max(x - EDGE_GAP + 40, 400))
     return CNNVisPage(
-        record=insp.record("cnnvis"), width=width, height=int(bottom + 10), strip=tuple(_strip(r, width)),
-        columns=tuple(columns), edges=tuple(_edges(r, anchors)), similarity=_similarity(r, assets),
+        record=insp.record("cnnvis"), width=width, height=int(bottom + 10), strip=tuple(_strip(r, width, assets.palette)),
+        columns=tuple(columns), edges=tuple(_edges(r, anchors, assets.palette)), similarity=_similarity(r, assets),
         layer_names=tuple(layer.name for layer in r.layers), classes_word="class" if r.by_label else "data cluster",
         samples=r.samples, scale=f"{vmax:.2g}", notes=r.notes,
     )

@@ -1,18 +1,23 @@
-"""graph.html: the interactive dataflow graph (precomputed views, switched by a small inline script)."""
+"""graph.html: the interactive dataflow graph. Python's layout draws the first view; the page's own
+copy of the layout (assets/nnreport-graph-layout.js) lays out whatever set of groups the reader opens."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nnreport.graph.drawing import compact, shape_label
+from nnreport.analyses.graph import GraphResult
+from nnreport.resources import resource_dir
 from nnreport.site.pages import page
 
 if TYPE_CHECKING:
-    from nnreport.analyses.graph import GraphResult
     from nnreport.graph.ir import Graph, View
+    from nnreport.graph.packed import PackedGraph
     from nnreport.inspection import AnalysisRecord, Inspection
     from nnreport.site.assets import Assets
+
+LAYOUT_SCRIPT = "nnreport-graph-layout.js"  # the layout (also run in the page's worker)
+VIEWER_SCRIPT = "nnreport-graph.js"  # the page's interactions
 
 
 @dataclass(frozen=True)
@@ -24,9 +29,11 @@ class LegendEntry:
 @dataclass(frozen=True)
 class GraphPage:
     result: GraphResult
-    views: tuple[View, ...]
-    # id -> facts for the hover card, search and navigation (serialised with tojson: escaped).
-    info: dict[str, dict[str, Any]]
+    view: View  # the first view, laid out in Python and drawn into the page as SVG
+    # The compact graph and the layout settings for the page's script (serialised with tojson: escaped).
+    data: dict[str, Any]
+    scripts: tuple[str, ...]  # the layout module's and the viewer's asset paths
+    script_text: str  # ... and their text, for the single-file report (inline: the CSP forbids data: scripts)
     legend: tuple[LegendEntry, ...]
     capture: str
     note: str
@@ -36,38 +43,27 @@ class GraphPage:
     records: tuple[AnalysisRecord, ...]
 
 
-def _info(graph: Graph, result: GraphResult) -> dict[str, dict[str, Any]]:
-    views = {v.key for v in result.views}
-    out: dict[str, dict[str, Any]] = {}
+def page_data(packed: PackedGraph, restarts: int) -> dict[str, Any]:
+    """What the page's layout module reads: the packed graph as plain lists, and the layout settings."""
+    graph = {"strings": list(packed.strings), "shapes": [list(s) for s in packed.shapes],
+             "records": [list(r) for r in packed.records], "types": [list(t) for t in packed.types],
+             "root": packed.root, "batch": packed.batch}
+    return {"graph": graph, "restarts": restarts}
+
+
+def _legend(graph: Graph) -> tuple[LegendEntry, ...]:
+    from nnreport.graph.drawing import hues
+
+    hue = hues(graph)
+    names: dict[int, set[str]] = {}
     for g in graph.groups:
-        out[g.id] = {
-            "t": "group", "label": g.name, "type": g.type, "module": g.module, "parent": g.parent,
-            "params": compact(g.params), "macs": compact(g.mult_adds), "ops": g.ops, "key": g.key,
-            "view": g.id in views, "series": g.series,
-        }
-    for n in graph.nodes:
-        out[n.id] = {
-            "t": n.kind, "label": n.label, "op": n.op, "module": n.module, "type": n.module_type, "parent": n.group,
-            "shapes": [shape_label(s, graph.batch) for s in n.shapes], "dtypes": list(n.dtypes),
-            "params": compact(n.params), "param_names": list(n.param_names[:8]), "macs": compact(n.mult_adds),
-            "source": n.source, "aux": list(n.aux),
-        }
-    return out
-
-
-def _legend(graph: Graph, views: tuple[View, ...]) -> tuple[LegendEntry, ...]:
-    hues: dict[int, set[str]] = {}
-    by_id = {g.id: g for g in graph.groups}
-    for v in views:
-        for b in v.boxes:
-            if b.hue >= 0 and b.id in by_id:
-                g = by_id[b.id]
-                hues.setdefault(b.hue, set()).add(g.type if g.type != "series" else g.name.split(" ×")[0] + " series")
-    return tuple(LegendEntry(h, ", ".join(sorted(names))[:60]) for h, names in sorted(hues.items()))
+        if g.id and g.hash in hue:
+            names.setdefault(hue[g.hash], set()).add(g.type if g.type != "series" else g.name.split(" ×")[0] + " series")
+    return tuple(LegendEntry(h, ", ".join(sorted(n))[:60]) for h, n in sorted(names.items()))
 
 
 def _markdown(insp: Inspection) -> str:
-    result: Any = insp.result("graph")
+    result = insp.get("graph", GraphResult)
     if result is None:
         return ""
     g = result.graph
@@ -78,11 +74,15 @@ def _markdown(insp: Inspection) -> str:
 
 @page("graph", title="Graph", analyses=("graph",), order=10, markdown=_markdown)
 def graph_page(insp: Inspection, assets: Assets) -> GraphPage:
-    result: Any = insp.result("graph")
+    result = insp.require("graph", GraphResult)
     graph = result.graph
     record = insp.record("graph")
+    names = (LAYOUT_SCRIPT, VIEWER_SCRIPT)
+    texts = [(resource_dir("templates") / "static" / name).read_text(encoding="utf-8") for name in names]
+    scripts = tuple(assets.add(name, text.encode("utf-8")) for name, text in zip(names, texts, strict=True))
     return GraphPage(
-        result=result, views=result.views, info=_info(graph, result), legend=_legend(graph, result.views),
+        result=result, view=result.views[0], data=page_data(result.packed, result.restarts), scripts=scripts,
+        script_text="\n".join(texts), legend=_legend(graph),
         capture="torch.export" if graph.capture == "export" else "the eager recorder", note=graph.capture_note,
         ops=sum(1 for n in graph.nodes if n.kind == "op"), edges=len(graph.edges), groups=len(graph.groups) - 1,
         records=(record,) if record is not None else (),

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from nnreport.analyses.summary import SummaryResult
 from nnreport.site.pages import page
 
 if TYPE_CHECKING:
-    from nnreport.analyses.summary import SummaryResult
     from nnreport.inspection import AnalysisRecord, Inspection, ModelInfo, Provenance
     from nnreport.site.assets import Assets, ChartRef
 
@@ -34,7 +34,7 @@ def _layer_chart(summary: SummaryResult, assets: Assets) -> ChartRef | None:
     data = alt.Data(values=rows)
     base = alt.Chart(data).encode(y=alt.Y("layer:N", sort=alt.SortField("order"), title=None))
     bars = base.mark_bar().encode(x=alt.X("parameters:Q"), tooltip=["layer:N", "parameters:Q", "mult-adds:Q"])
-    macs = base.mark_bar(color="#e45756").encode(x=alt.X("mult-adds:Q"), tooltip=["layer:N", "parameters:Q", "mult-adds:Q"])
+    macs = base.mark_bar(color=assets.palette.accent).encode(x=alt.X("mult-adds:Q"), tooltip=["layer:N", "parameters:Q", "mult-adds:Q"])
     height = min(18 * len(rows), 600)
     chart = alt.hconcat(bars.properties(width=260, height=height, title="Parameters per layer"),
                         macs.properties(width=260, height=height, title="Mult-adds per layer (one sample)"))
@@ -61,7 +61,7 @@ def _accuracy_chart(summary: SummaryResult, model: ModelInfo, assets: Assets) ->
 
 @page("index", title="Overview", analyses=(), order=0)
 def index_page(insp: Inspection, assets: Assets) -> IndexPage:
-    summary: Any = insp.result("summary")
+    summary = insp.get("summary", SummaryResult)
     charts = []
     if summary is not None:
         charts = [c for c in (_layer_chart(summary, assets), _accuracy_chart(summary, insp.manifest.model, assets)) if c]

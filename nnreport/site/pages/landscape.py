@@ -9,17 +9,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nnreport.formatting import fmt_float
 from nnreport.landscape import drawing
+from nnreport.landscape.results import Curve, LandscapeResult, Surface
 from nnreport.site import images
-from nnreport.site.formatting import fmt_float
 from nnreport.site.pages import page
+from nnreport.site.themes import Palette
 
 if TYPE_CHECKING:
-    from nnreport.analyses.landscape import Curve, LandscapeResult, Surface
     from nnreport.inspection import AnalysisRecord, Inspection
     from nnreport.site.assets import Assets, ChartRef
 
 SIZE = 300
+PALETTE = Palette()  # the default (light) theme's, for callers outside a site build
 
 
 @dataclass(frozen=True)
@@ -47,12 +49,17 @@ class LandscapePage:
     notes: tuple[str, ...]
 
 
+def _scheme(name: str) -> Any:
+    """A palette colour map as a Vega colour scheme (viridis and magma are named alike in both)."""
+    return name
+
+
 def _num(v: float | None) -> float | None:
     return None if v is None or not math.isfinite(v) else float(v)
 
 
 def contour_chart(surface: Surface, title: str, path: tuple[np.ndarray, np.ndarray] | None = None,
-                  x_title: str = "direction 1", y_title: str = "direction 2") -> Any:
+                  x_title: str = "direction 1", y_title: str = "direction 2", palette: Palette = PALETTE) -> Any:
     """Loss as a heatmap (log colour) with contour lines, each level labelled, and an optional path."""
     import altair as alt
 
@@ -71,7 +78,7 @@ def contour_chart(surface: Surface, title: str, path: tuple[np.ndarray, np.ndarr
     heat = alt.Chart(alt.Data(values=cells)).mark_rect().encode(
         x=alt.X("x0:Q", scale=xs, title=x_title), x2="x1:Q",
         y=alt.Y("y0:Q", scale=ys, title=y_title), y2="y1:Q",
-        color=alt.Color("loss:Q", scale=alt.Scale(type="log", scheme="viridis"), title="loss"),
+        color=alt.Color("loss:Q", scale=alt.Scale(type="log", scheme=_scheme(palette.sequential)), title="loss"),
         tooltip=[alt.Tooltip("x:Q", format=".3f"), alt.Tooltip("y:Q", format=".3f"),
                  alt.Tooltip("loss:Q", format=".4g"), alt.Tooltip("accuracy:Q", format=".1%")])
     levels = drawing.contour_levels(np.where(z > 0, z, np.nan))
@@ -94,16 +101,16 @@ def contour_chart(surface: Surface, title: str, path: tuple[np.ndarray, np.ndarr
                 for i, (a, b) in enumerate(zip(px, py, strict=True))]
         line = alt.Chart(alt.Data(values=rows)).encode(x=alt.X("x:Q", scale=xs), y=alt.Y("y:Q", scale=ys),
                                                        order="step:Q")
-        layers += [line.mark_line(color="#e45756", strokeWidth=2),
-                   line.mark_point(color="#e45756", filled=True, size=40).encode(tooltip=["what:N", "step:Q"])]
+        layers += [line.mark_line(color=palette.accent, strokeWidth=2),
+                   line.mark_point(color=palette.accent, filled=True, size=40).encode(tooltip=["what:N", "step:Q"])]
     centre = alt.Chart(alt.Data(values=[{"x": 0.0, "y": 0.0}])).mark_point(
-        shape="cross", color="#e45756" if path is None else "black", size=90, strokeWidth=2).encode(
+        shape="cross", color=palette.accent if path is None else "black", size=90, strokeWidth=2).encode(
         x=alt.X("x:Q", scale=xs), y=alt.Y("y:Q", scale=ys))
     layers.append(centre)
     return alt.layer(*layers).properties(width=SIZE, height=SIZE, title=title)
 
 
-def accuracy_chart(surface: Surface) -> Any:
+def accuracy_chart(surface: Surface, palette: Palette = PALETTE) -> Any:
     import altair as alt
 
     x, y, a = surface.x, surface.y, surface.accuracy
@@ -117,13 +124,13 @@ def accuracy_chart(surface: Surface) -> Any:
     return alt.Chart(alt.Data(values=cells)).mark_rect().encode(
         x=alt.X("x0:Q", title="direction 1", scale=alt.Scale(nice=False, zero=False)), x2="x1:Q",
         y=alt.Y("y0:Q", title="direction 2", scale=alt.Scale(nice=False, zero=False)), y2="y1:Q",
-        color=alt.Color("accuracy:Q", scale=alt.Scale(domain=[0, 1], scheme="magma"), title="accuracy"),
+        color=alt.Color("accuracy:Q", scale=alt.Scale(domain=[0, 1], scheme=_scheme(palette.heat)), title="accuracy"),
         tooltip=[alt.Tooltip("x:Q", format=".3f"), alt.Tooltip("y:Q", format=".3f"),
                  alt.Tooltip("accuracy:Q", format=".1%")],
     ).properties(width=SIZE, height=SIZE, title="Accuracy on the same plane")
 
 
-def curve_chart(curve: Curve, title: str, x_title: str, marks: tuple[float, ...] = ()) -> Any:
+def curve_chart(curve: Curve, title: str, x_title: str, marks: tuple[float, ...] = (), palette: Palette = PALETTE) -> Any:
     """Loss (log axis) and accuracy along a line; a non-finite loss breaks the line (a gap)."""
     import altair as alt
 
@@ -136,13 +143,14 @@ def curve_chart(curve: Curve, title: str, x_title: str, marks: tuple[float, ...]
         rows.append({"t": float(t), "loss": float(loss), "accuracy": _num(float(acc)), "segment": segment})
     base = alt.Chart(alt.Data(values=rows)).encode(x=alt.X("t:Q", title=x_title),
                                                    detail="segment:N")
-    loss = base.mark_line(color="#4c78a8", point=True).encode(
-        y=alt.Y("loss:Q", scale=alt.Scale(type="log"), title="loss (log)", axis=alt.Axis(titleColor="#4c78a8")),
+    loss_colour, acc_colour = palette.categorical[:2]
+    loss = base.mark_line(color=loss_colour, point=True).encode(
+        y=alt.Y("loss:Q", scale=alt.Scale(type="log"), title="loss (log)", axis=alt.Axis(titleColor=loss_colour)),
         tooltip=[alt.Tooltip("t:Q", format=".3f"), alt.Tooltip("loss:Q", format=".4g"),
                  alt.Tooltip("accuracy:Q", format=".1%")])
-    acc = base.mark_line(color="#f58518", strokeDash=[4, 3]).encode(
+    acc = base.mark_line(color=acc_colour, strokeDash=[4, 3]).encode(
         y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), title="accuracy",
-                axis=alt.Axis(titleColor="#f58518", format="%")))
+                axis=alt.Axis(titleColor=acc_colour, format="%")))
     layers = [loss, acc]
     if marks:
         rules = alt.Chart(alt.Data(values=[{"t": m} for m in marks])).mark_rule(color="#888", strokeDash=[2, 2]
@@ -189,11 +197,11 @@ def _numbers(r: LandscapeResult) -> tuple[Fact, ...]:
 @page("landscape", title="Loss landscape", analyses=("landscape",), order=50,
       markdown=lambda insp: landscape_markdown(insp))
 def landscape_page(insp: Inspection, assets: Assets) -> LandscapePage:
-    r: Any = insp.result("landscape")
+    r = insp.require("landscape", LandscapeResult)
     record = insp.record("landscape")
-    plane = assets.chart(contour_chart(r.plane, "Loss on a random plane"), "Contour plot of the loss on a random plane",
+    plane = assets.chart(contour_chart(r.plane, "Loss on a random plane", palette=assets.palette), "Contour plot of the loss on a random plane",
                          "Colour: loss (log scale); white lines: labelled loss levels; cross: the trained weights.")
-    acc = accuracy_chart(r.plane)
+    acc = accuracy_chart(r.plane, assets.palette)
     lut = images.colourize(np.linspace(0, 1, 256)[None, :], "viridis")[0]
     notes = list(r.notes)
     path = None
@@ -201,7 +209,8 @@ def landscape_page(insp: Inspection, assets: Assets) -> LandscapePage:
     if r.trajectory is not None:
         t = r.trajectory
         path = assets.chart(contour_chart(t.surface, "Training path on the PCA plane", (t.path_x, t.path_y),
-                                          f"PC 1 ({100 * t.explained[0]:.1f}%)", f"PC 2 ({100 * t.explained[1]:.1f}%)"),
+                                          f"PC 1 ({100 * t.explained[0]:.1f}%)", f"PC 2 ({100 * t.explained[1]:.1f}%)",
+                                          assets.palette),
                             "Training path over the loss contours of its two principal directions",
                             "Red: the training snapshots, oldest first, ending at the final model (black cross).")
         path_facts = (Fact("Snapshots", str(t.snapshots)),
@@ -215,7 +224,7 @@ def landscape_page(insp: Inspection, assets: Assets) -> LandscapePage:
                  Fact("λmin", fmt_float(s.lambda_min, 4)), Fact("|λmin / λmax|", fmt_float(s.ratio)),
                  Fact("Method", f"Lanczos, {s.iterations} Hessian-vector products on {s.samples} samples"))
         if s.map is not None:
-            smap = assets.chart(_ratio_map(s.map), "Map of |λmin/λmax| over the random plane",
+            smap = assets.chart(_ratio_map(s.map, assets.palette), "Map of |λmin/λmax| over the random plane",
                                 "Li et al.: blue (near 0) is locally convex, yellow has large negative curvature.")
     return LandscapePage(
         records=(record,) if record else (),
@@ -223,11 +232,12 @@ def landscape_page(insp: Inspection, assets: Assets) -> LandscapePage:
         surface=drawing.surface_view(r.plane.x, r.plane.y, r.plane.loss, lut),
         accuracy=assets.chart(acc, "Accuracy on the random plane", "Fraction of the fixed samples classified correctly.")
         if acc is not None else None,
-        slice=assets.chart(curve_chart(r.slice, "1-D slice along direction 1", "step along direction 1"),
+        slice=assets.chart(curve_chart(r.slice, "1-D slice along direction 1", "step along direction 1",
+                                       palette=assets.palette),
                            "Loss and accuracy along one direction", "Blue: loss (log axis); orange dashes: accuracy.")
         if r.slice is not None else None,
         interpolation=assets.chart(curve_chart(r.interpolation, "From the oldest snapshot to the final model",
-                                               "α (0: oldest snapshot, 1: final model)", (0.0, 1.0)),
+                                               "α (0: oldest snapshot, 1: final model)", (0.0, 1.0), assets.palette),
                                    "Loss on the straight line between two checkpoints",
                                    "Parameters at (1−α)·oldest + α·final; BatchNorm statistics interpolated within [0, 1].")
         if r.interpolation is not None else None,
@@ -235,7 +245,7 @@ def landscape_page(insp: Inspection, assets: Assets) -> LandscapePage:
         gaps=r.shape.nonfinite_points, notes=tuple(notes))
 
 
-def _ratio_map(surface: Surface) -> Any:
+def _ratio_map(surface: Surface, palette: Palette) -> Any:
     import altair as alt
 
     x, y, z = surface.x, surface.y, surface.loss
@@ -245,12 +255,12 @@ def _ratio_map(surface: Surface) -> Any:
              for i in range(len(y)) for j in range(len(x)) if math.isfinite(z[i, j])]
     return alt.Chart(alt.Data(values=cells)).mark_rect().encode(
         x=alt.X("x0:Q", title="direction 1"), x2="x1:Q", y=alt.Y("y0:Q", title="direction 2"), y2="y1:Q",
-        color=alt.Color("ratio:Q", scale=alt.Scale(scheme="viridis"), title="|λmin/λmax|"),
+        color=alt.Color("ratio:Q", scale=alt.Scale(scheme=_scheme(palette.sequential)), title="|λmin/λmax|"),
         tooltip=[alt.Tooltip("ratio:Q", format=".3f")]).properties(width=SIZE, height=SIZE, title="|λmin / λmax|")
 
 
 def landscape_markdown(insp: Inspection) -> str:
-    r: Any = insp.result("landscape")
+    r = insp.get("landscape", LandscapeResult)
     if r is None:
         return ""
     s = r.shape

@@ -7,18 +7,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nnreport.neurons.results import (
+    ActivationsResult,
+    ClassFacets,
+    FacetsResult,
+    FeatvisResult,
+    LayerActivations,
+    LayerFeatvis,
+)
 from nnreport.site import images
 from nnreport.site.pages import page
 
 if TYPE_CHECKING:
-    from nnreport.analyses.neurons import (
-        ActivationsResult,
-        ClassFacets,
-        FacetsResult,
-        FeatvisResult,
-        LayerActivations,
-        LayerFeatvis,
-    )
     from nnreport.inspection import AnalysisRecord, Inspection
     from nnreport.site.assets import Assets, ChartRef, ImageRef
 
@@ -222,9 +222,9 @@ def _facets_view(cf: ClassFacets, assets: Assets) -> ClassFacetsView:
 def _layers(insp: Inspection, assets: Assets, gallery: bool) -> tuple[LayerView, ...]:
     """Per layer: for the gallery page, activation grids and the first GALLERY_UNITS cards; for the units
     page, every card with its facets (each page draws only what it shows)."""
-    acts: ActivationsResult = insp.result("activations")  # type: ignore[assignment]
-    fv: FeatvisResult | None = insp.result("featvis")
-    fc: FacetsResult | None = insp.result("facets")
+    acts = insp.require("activations", ActivationsResult)
+    fv = insp.get("featvis", FeatvisResult)
+    fc = insp.get("facets", FacetsResult)
     by_path = {lf.path: lf for lf in fv.layers} if fv is not None else {}
     facets = {c.index: c for c in fc.classes} if fc is not None else {}
     out = []
@@ -257,9 +257,9 @@ def _layers(insp: Inspection, assets: Assets, gallery: bool) -> tuple[LayerView,
 
 
 def _page(insp: Inspection, assets: Assets, gallery: bool) -> NeuronsPage:
-    acts: ActivationsResult = insp.result("activations")  # type: ignore[assignment]
-    fv: FeatvisResult | None = insp.result("featvis")
-    fc: FacetsResult | None = insp.result("facets")
+    acts = insp.require("activations", ActivationsResult)
+    fv = insp.get("featvis", FeatvisResult)
+    fc = insp.get("facets", FacetsResult)
     records = tuple(r for r in (insp.record(a) for a in ANALYSES) if r is not None)
     method = ""
     if fv is not None:
@@ -268,10 +268,21 @@ def _page(insp: Inspection, assets: Assets, gallery: bool) -> NeuronsPage:
         method += f", {fv.steps} steps, all units of a layer in one batch"
     examples = (f"{acts.examples_seen:,} inputs of the {acts.examples_split} split" if acts.examples_split else "")
     top_k = next((layer.top.values.shape[1] for layer in acts.layers if layer.top is not None), 0)
-    notes = tuple(n for n in (acts.note, fv.note if fv else "", fc.note if fc else "") if n)
+    notes = tuple(n for n in (acts.note, fv.note if fv else "", _crop_note(fv), fc.note if fc else "") if n)
     return NeuronsPage(_layers(insp, assets, gallery), records, acts.normalise, examples, top_k, method, notes, GALLERY_UNITS,
                        acts.input_kind, fc.layer if fc is not None else "", _inputs(acts, assets) if gallery else (),
                        ", ".join(acts.feature_names or ()) if acts.input_kind == "vector" else "")
+
+
+def _crop_note(fv: FeatvisResult | None) -> str:
+    """Which layers' optimised inputs show only a unit's receptive field (plus a margin), and how large."""
+    cropped = [lf for lf in fv.layers if lf.window] if fv is not None else []
+    if not cropped:
+        return ""
+    sizes = "; ".join(f"{lf.path}: field {'×'.join(map(str, lf.field))} px, shown "
+                      f"{'×'.join(str(b - a) for a, b in lf.window)} px" for lf in cropped)
+    return ("Units whose receptive field is smaller than the input were optimised at the centre position only and "
+            f"are shown as their field plus a margin: {sizes}.")
 
 
 def _inputs(acts: ActivationsResult, assets: Assets) -> tuple[tuple[str, ImageRef], ...]:
@@ -284,14 +295,14 @@ def _inputs(acts: ActivationsResult, assets: Assets) -> tuple[tuple[str, ImageRe
 
 
 def _markdown(insp: Inspection) -> str:
-    acts: ActivationsResult | None = insp.result("activations")
+    acts = insp.get("activations", ActivationsResult)
     if acts is None:
         return ""
     dead = sum(int(layer.dead.sum()) for layer in acts.layers)
     sat = sum(int(layer.saturated.sum()) for layer in acts.layers)
     units = sum(layer.shown for layer in acts.layers)
     line = f"**Neurons**: {units} units in {len(acts.layers)} layers; {dead} dead, {sat} saturated."
-    fv: FeatvisResult | None = insp.result("featvis")
+    fv = insp.get("featvis", FeatvisResult)
     if fv is not None:
         rose = np.concatenate([(lf.trace[:, -1] > lf.trace[:, 0]) for lf in fv.layers])
         line += f" Activation maximisation raised {rose.mean():.0%} of the units' activations."

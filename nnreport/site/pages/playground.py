@@ -5,15 +5,16 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nnreport.playground.results import NeuronLayer, PlaygroundResult
 from nnreport.site import images
 from nnreport.site.pages import page
+from nnreport.site.themes import Palette
 
 if TYPE_CHECKING:
-    from nnreport.analyses.playground import NeuronLayer, PlaygroundResult
     from nnreport.inspection import AnalysisRecord, Inspection
     from nnreport.site.assets import Assets
 
@@ -24,8 +25,6 @@ PAD = 2  # pixels between tiles in a sprite, so that smoothing never bleeds one 
 LEVELS = 4  # quantisation step of the drawn maps (of 256)
 DECISION = 300
 LEFT = 70  # room for the input features' names  # drawn size of the decision map
-POSITIVE, NEGATIVE = "#b2182b", "#2166ac"  # the ends of the diverging map: weights and points share them
-CATEGORICAL = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac")
 
 
 @dataclass(frozen=True)
@@ -116,8 +115,9 @@ class PlaygroundPage:
     notes: tuple[str, ...]
 
 
-def _palette() -> np.ndarray:
-    return images.colourize(np.linspace(-1, 1, 256)[None], "rdbu", -1.0, 1.0)[0]
+def _palette(colours: Palette) -> np.ndarray:
+    """256 colours of the diverging map, for palette PNGs (its ends are `colours.negative`/`positive`)."""
+    return images.colourize(np.linspace(-1, 1, 256)[None], colours.diverging, -1.0, 1.0)[0]
 
 
 def encode_indexed(index: np.ndarray, palette: np.ndarray) -> bytes:
@@ -142,7 +142,7 @@ def _sprite_layout(layers: tuple[NeuronLayer, ...], grid: int) -> tuple[list[tup
 
 
 def _sprites(r: PlaygroundResult, assets: Assets, placed: list[tuple[int, int, int, int]], w: int, h: int) -> tuple[str, ...]:
-    palette = _palette()
+    palette = _palette(assets.palette)
     grid = len(r.xs)
     srcs = []
     for k in range(len(r.snapshot_labels)):
@@ -155,14 +155,14 @@ def _sprites(r: PlaygroundResult, assets: Assets, placed: list[tuple[int, int, i
 
 
 def _decisions(r: PlaygroundResult, assets: Assets) -> tuple[str, ...]:
-    palette = _palette()
+    palette = _palette(assets.palette)
     srcs = []
     for k in range(len(r.snapshot_labels)):
         frame = r.decision_frames[k][:, ::-1]
         if r.output_kind == "value" or frame.shape[0] == 2:
             data = encode_indexed(frame[-1], palette)
         else:
-            colours = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in CATEGORICAL], np.float64)
+            colours = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in assets.palette.categorical], np.float64)
             probs = frame.astype(np.float64) / 255.0
             mix = np.einsum("khw,kc->hwc", probs, colours[np.arange(len(probs)) % len(colours)])
             confidence = probs.max(0)[..., None]
@@ -172,7 +172,7 @@ def _decisions(r: PlaygroundResult, assets: Assets) -> tuple[str, ...]:
     return tuple(srcs)
 
 
-def _network(r: PlaygroundResult, placed: list[tuple[int, int, int, int]]) -> tuple[list[Column], list[Node], list[Edge], list[list[float]], int, int]:
+def _network(r: PlaygroundResult, placed: list[tuple[int, int, int, int]], colours: Palette) -> tuple[list[Column], list[Node], list[Edge], list[list[float]], int, int]:
     tallest = max(len(layer.shown) for layer in r.layers)
     height = tallest * (NODE + GAP) - GAP + 60
     where = {(li, u): (sx, sy) for li, u, sx, sy in placed}
@@ -199,7 +199,7 @@ def _network(r: PlaygroundResult, placed: list[tuple[int, int, int, int]]) -> tu
                 mid = (x1 + x2) / 2
                 final = float(layer.weights[-1, j, i])
                 strength = final / biggest
-                width, colour, opacity = edge_style(strength)
+                width, colour, opacity = edge_style(strength, colours)
                 edges.append(Edge(f"M{x1:.1f},{y1:.1f} C{mid:.1f},{y1:.1f} {mid:.1f},{y2:.1f} {x2:.1f},{y2:.1f}",
                                   width, colour, opacity,
                                   f"{r.layers[li - 1].unit_names[i]} → {layer.unit_names[j]}: weight {final:.3g}"))
@@ -209,10 +209,10 @@ def _network(r: PlaygroundResult, placed: list[tuple[int, int, int, int]]) -> tu
     return columns, nodes, edges, frames, width, int(height)
 
 
-def edge_style(strength: float) -> tuple[float, str, float]:
+def edge_style(strength: float, colours: Palette) -> tuple[float, str, float]:
     """Width, colour and opacity of an edge from its weight scaled to [-1, 1] (the page script mirrors this)."""
     a = min(abs(strength), 1.0)
-    return round(0.4 + 4.0 * a, 2), POSITIVE if strength >= 0 else NEGATIVE, round(0.15 + 0.75 * a, 2)
+    return round(0.4 + 4.0 * a, 2), colours.positive if strength >= 0 else colours.negative, round(0.15 + 0.75 * a, 2)
 
 
 def _node_title(layer: NeuronLayer, u: int) -> str:
@@ -221,7 +221,7 @@ def _node_title(layer: NeuronLayer, u: int) -> str:
     return f"{layer.unit_names[u]} ({what}{bias}); colour range ±{float(layer.scale[-1, u]):.3g}"
 
 
-def _points(r: PlaygroundResult) -> list[Point]:
+def _points(r: PlaygroundResult, colours: Palette) -> list[Point]:
     xs, ys = r.xs, r.ys
     sx = DECISION / float(xs[-1] - xs[0] or 1.0)
     sy = DECISION / float(ys[-1] - ys[0] or 1.0)
@@ -232,26 +232,26 @@ def _points(r: PlaygroundResult) -> list[Point]:
             if lab < 0:
                 colour = "#444444"
             elif binary:
-                colour = POSITIVE if lab == 1 else NEGATIVE
+                colour = colours.positive if lab == 1 else colours.negative
             else:
-                colour = CATEGORICAL[int(lab) % len(CATEGORICAL)]
+                colour = colours.categorical[int(lab) % len(colours.categorical)]
             out.append(Point(round((float(px) - float(xs[0])) * sx, 1), round(DECISION - (float(py) - float(ys[0])) * sy, 1), colour, test))
     return out
 
 
-def _legend(r: PlaygroundResult) -> tuple[tuple[str, str], ...]:
+def _legend(r: PlaygroundResult, colours: Palette) -> tuple[tuple[str, str], ...]:
     if r.output_kind == "value":
-        return (("low output", NEGATIVE), ("high output", POSITIVE))
+        return (("low output", colours.negative), ("high output", colours.positive))
     if len(r.class_names) == 2:
-        return ((r.class_names[0], NEGATIVE), (r.class_names[1], POSITIVE))
-    return tuple((name, CATEGORICAL[i % len(CATEGORICAL)]) for i, name in enumerate(r.class_names))
+        return ((r.class_names[0], colours.negative), (r.class_names[1], colours.positive))
+    return tuple((name, colours.categorical[i % len(colours.categorical)]) for i, name in enumerate(r.class_names))
 
 
-def _curves(r: PlaygroundResult, width: int, height: int) -> tuple[list[Curve], list[float], str]:
+def _curves(r: PlaygroundResult, width: int, height: int, colours: Palette) -> tuple[list[Curve], list[float], str]:
     n = len(r.snapshot_labels)
     series = [("training loss (recorded)", r.history, "#888888", True)]
     if r.train_loss is not None and r.test_loss is not None:
-        series += [("train loss", r.train_loss, "#4c78a8", False), ("test loss", r.test_loss, "#f58518", False)]
+        series += [("train loss", r.train_loss, colours.categorical[0], False), ("test loss", r.test_loss, colours.categorical[1], False)]
     finite = [float(v) for _, s, _, _ in series for v in s if math.isfinite(float(v))]
     top = max(finite) if finite else 1.0
     top = top if top > 0 else 1.0
@@ -279,16 +279,16 @@ def _stats(r: PlaygroundResult) -> tuple[str, ...]:
 
 @page("playground", title="Playground", analyses=("playground",), order=70)
 def playground_page(insp: Inspection, assets: Assets) -> PlaygroundPage:
-    r: Any = insp.result("playground")
+    r = insp.require("playground", PlaygroundResult)
     grid = len(r.xs)
     placed, sw, sh = _sprite_layout(r.layers, grid)
-    columns, nodes, edges, frames, width, height = _network(r, placed)
-    curves, loss_x, loss_max = _curves(r, 380, 170)
+    columns, nodes, edges, frames, width, height = _network(r, placed, assets.palette)
+    curves, loss_x, loss_max = _curves(r, 380, 170, assets.palette)
     return PlaygroundPage(
         record=insp.record("playground"), features=r.features, width=width, height=height, tile=grid,
         sprite_width=sw, sprite_height=sh, columns=tuple(columns), nodes=tuple(nodes), edges=tuple(edges),
         sprites=_sprites(r, assets, placed, sw, sh), decisions=_decisions(r, assets), decision_size=DECISION,
-        points=tuple(_points(r)), legend=_legend(r),
+        points=tuple(_points(r, assets.palette)), legend=_legend(r, assets.palette),
         x_range=(f"{float(r.xs[0]):.2g}", f"{float(r.xs[-1]):.2g}"), y_range=(f"{float(r.ys[0]):.2g}", f"{float(r.ys[-1]):.2g}"),
         labels=r.snapshot_labels, edge_frames=tuple(tuple(f) for f in frames), curves=tuple(curves),
         loss_width=380, loss_height=170, loss_x=tuple(loss_x), loss_max=loss_max, stats=_stats(r),

@@ -8,17 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nnreport.formatting import fmt_float
+from nnreport.relevance.catalogue import RECORDS
+from nnreport.relevance.results import MethodResult, RelevanceResult
 from nnreport.site import images
-from nnreport.site.formatting import fmt_float
 from nnreport.site.pages import page
 
 if TYPE_CHECKING:
-    from nnreport.analyses.relevance import MethodResult, RelevanceResult
     from nnreport.inspection import AnalysisRecord, Inspection
     from nnreport.site.assets import Assets, ChartRef, ImageRef
 
-DIVERGING: images.ColourMap = "rdbu"
-SEQUENTIAL: images.ColourMap = "magma"
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,24 @@ class GridRow:
     input_image: ImageRef | None
     cells: tuple[ImageRef | None, ...]
     scale: int  # PNGs are stored at the input's resolution and enlarged (pixelated) by the browser
+
+
+@dataclass(frozen=True)
+class Token:
+    word: str
+    background: str  # "#rrggbb" on the diverging scale
+    dark: bool       # a dark background: light text
+    value: str       # the relevance, for the tooltip
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    """One sample of a token-id model: its words coloured by each method's relevance."""
+
+    true_name: str | None
+    predicted_name: str
+    correct: bool | None
+    lines: tuple[tuple[str, tuple[Token, ...]], ...]  # (method title, coloured words)
 
 
 @dataclass(frozen=True)
@@ -87,6 +104,7 @@ class RelevancePage:
     cards: tuple[Card, ...]
     skipped: tuple[Card, ...]
     mask_area: str
+    token_rows: tuple[TokenRow, ...] = ()
 
 
 def _pm(value: float, se: float) -> str:
@@ -116,6 +134,7 @@ def _grid(res: RelevanceResult, assets: Assets) -> tuple[tuple[Column, ...], tup
         columns.append(Column(m.key, m.title, m.signed, f"±{hi:.2g}" if m.signed else f"0 … {hi:.2g}"))
     rows = []
     names = res.class_names
+    palette = assets.palette
     for i in range(len(res.targets)):
         target = int(res.targets[i])
         true = int(res.labels[i]) if res.labels is not None else None
@@ -130,11 +149,33 @@ def _grid(res: RelevanceResult, assets: Assets) -> tuple[tuple[Column, ...], tup
                                      f"input {i}: {_name(names, true if true is not None else pred)}")
             for m in ran:
                 lo, hi = scales[m.key]
-                rgb = images.colourize(res.maps[m.key][i], DIVERGING if m.signed else SEQUENTIAL, lo, hi)
+                rgb = images.thumbnail(images.colourize(res.maps[m.key][i], palette.diverging if m.signed else palette.heat,
+                                                        lo, hi))
                 cells.append(assets.png(f"{m.key}-{i}", rgb, f"{m.title} for input {i}"))
         rows.append(GridRow(_name(names, target), _name(names, true) if true is not None else None,
                             _name(names, pred), None if true is None else true == pred, input_image, tuple(cells), f))
     return tuple(columns), tuple(rows)
+
+
+def _token_rows(res: RelevanceResult, assets: Assets) -> tuple[TokenRow, ...]:
+    """Each sample's words on the diverging scale (one scale per method, shared by all rows)."""
+    ran = [m for m in res.methods if not m.skipped]
+    scales = {m.key: _scale(res.maps[m.key], True)[1] for m in ran}
+    rows = []
+    for i, sample in enumerate(res.words):
+        lines = []
+        for m in ran:
+            values = np.asarray(res.maps[m.key][i], dtype=np.float64)
+            rgb = images.colourize(values[None, :], assets.palette.diverging, -scales[m.key], scales[m.key])[0]
+            lines.append((m.title, tuple(
+                Token(w, "#" + "".join(f"{int(c):02x}" for c in rgb[j]), abs(float(values[j])) > 0.6 * scales[m.key],
+                      fmt_float(float(values[j]), 3))
+                for j, w in enumerate(sample))))
+        true = int(res.labels[i]) if res.labels is not None else None
+        pred = int(res.predictions[i])
+        rows.append(TokenRow(_name(res.class_names, true) if true is not None else None,
+                             _name(res.class_names, pred), None if true is None else true == pred, tuple(lines)))
+    return tuple(rows)
 
 
 def _name(names: tuple[str, ...], idx: int | None) -> str:
@@ -143,10 +184,13 @@ def _name(names: tuple[str, ...], idx: int | None) -> str:
     return names[idx] if 0 <= idx < len(names) else str(idx)
 
 
-def _legend(assets: Assets, cmap: str, name: str) -> ImageRef:
-    ramp = np.tile(np.linspace(-1 if cmap == DIVERGING else 0, 1, 160)[None, :], (10, 1))
-    return assets.png(name, images.colourize(ramp, cmap, -1 if cmap == DIVERGING else 0, 1),  # type: ignore[arg-type]
-                      "colour scale: negative blue, zero white, positive red" if cmap == DIVERGING
+def _legend(assets: Assets, signed: bool, name: str) -> ImageRef:
+    """The colour scale of signed maps (the palette's diverging map) or unsigned ones (its heat map)."""
+    low = -1 if signed else 0
+    ramp = np.tile(np.linspace(low, 1, 160)[None, :], (10, 1))
+    cmap = assets.palette.diverging if signed else assets.palette.heat
+    return assets.png(name, images.colourize(ramp, cmap, low, 1),
+                      "colour scale: negative blue, zero white, positive red" if signed
                       else "colour scale: zero dark, high bright")
 
 
@@ -169,7 +213,7 @@ def _vector_chart(res: RelevanceResult, assets: Assets) -> ChartRef | None:
     chart = alt.Chart(alt.Data(values=values)).mark_bar().encode(
         x=alt.X("feature:N", sort=alt.SortField("order"), title=None),
         y=alt.Y("relevance:Q", title="mean relevance (scaled per method)"),
-        color=alt.condition("datum.relevance >= 0", alt.value("#b2182b"), alt.value("#2166ac")),
+        color=alt.condition("datum.relevance >= 0", alt.value(assets.palette.positive), alt.value(assets.palette.negative)),
         tooltip=["method:N", "feature:N", alt.Tooltip("relevance:Q", format=".3f")],
     ).properties(width=150, height=110).facet(facet=alt.Facet("method:N", title=None, sort=[m.title for m in ran]),
                                                 columns=4)
@@ -240,9 +284,13 @@ def _conservation_chart(res: RelevanceResult, titles: dict[str, str], assets: As
         tooltip=["method:N", alt.Tooltip("score:Q", format=".3f"), alt.Tooltip("sum:Q", format=".3f")])
     diagonal = alt.Chart(alt.Data(values=[{"score": lo, "sum": lo}, {"score": hi, "sum": hi}])).mark_line(
         color="#888", strokeDash=[4, 3]).encode(x="score:Q", y="sum:Q")
-    return assets.chart((diagonal + points).properties(width=320, height=240), "LRP conservation",
-                        "Each point is one sample. On the dashed line the relevance sums exactly to the score; below "
-                        "it, biases (and BatchNorm shifts folded into them) absorbed relevance.")
+    text = ("Each point is one sample. On the dashed line the relevance sums exactly to the score; below "
+            "it, biases (and BatchNorm shifts folded into them) absorbed relevance.")
+    if any(c.method == "lrp_epsilon" for c in res.conservation):
+        text += (" AttnLRP's softmax rule is not conservative by design: its Taylor bias term s·ΣR absorbs "
+                 "relevance, so its points leave the line further than CP-LRP's (attention held constant), which "
+                 "loses only what the biases take.")
+    return assets.chart((diagonal + points).properties(width=320, height=240), "LRP conservation", text)
 
 
 def _mask_chart(res: RelevanceResult, titles: dict[str, str], assets: Assets) -> ChartRef | None:
@@ -296,9 +344,7 @@ def _table(res: RelevanceResult) -> tuple[TableRow, ...]:
 
 
 def _card(m: MethodResult) -> Card:
-    from nnreport.analyses.relevance import METHOD_TEXT
-
-    t = METHOD_TEXT[m.key]
+    t = RECORDS[m.key]
     return Card(m.key, m.title, m.signed, m.settings, t.shows, t.weaknesses, t.reference, m.notes, m.skipped,
                 f"{m.seconds_per_sample * 1000:.2f} ms per sample" if m.seconds_per_sample is not None else "")
 
@@ -309,15 +355,21 @@ def _perturbation_text(res: RelevanceResult) -> tuple[str, str]:
         return "", ""
     what = {"uniform": "uniform noise over the data's value range", "zero": "zeros (the data mean)",
             "blur": "a 5×5 box-blurred copy"}.get(p.replacement, p.replacement)
-    region = f"{p.region}×{p.region} regions" if res.kind == "image" else "single features"
-    text = (f"{region} (of {p.regions_total}), {p.steps} steps (one region per step), replaced by {what}; "
+    if p.replacement.startswith("token:"):
+        what = f"the padding token (id {p.replacement[6:]})"
+    region = (f"{p.region}×{p.region} regions" if res.kind == "image" else "single tokens (token deletion)"
+              if res.kind == "tokens" else "single features")
+    per = "one region per step" if p.per_step == 1 else f"{p.per_step} regions per step"
+    unit = {"image": "image", "tokens": "tokens"}.get(res.kind, "input")
+    share = f"{p.steps * p.per_step / max(p.regions_total, 1):.0%} of the {unit}"
+    text = (f"{region} (of {p.regions_total}), {p.steps} steps ({per}, {share} removed by the last), replaced by {what}; "
             f"{p.samples} test samples; AOPC = mean over steps 0…{p.steps} of f(x₀) − f(xₖ), ± standard error over samples")
     return text, _pm(p.random_aopc, p.random_se)
 
 
 def relevance_markdown(insp: Inspection) -> str:
     """Key numbers for summary.md: the best and worst MoRF AOPC against the random order."""
-    res: Any = insp.result("relevance")
+    res = insp.get("relevance", RelevanceResult)
     if res is None or res.perturbation is None or not res.perturbation.curves:
         return ""
     p = res.perturbation
@@ -326,19 +378,20 @@ def relevance_markdown(insp: Inspection) -> str:
     best, worst = ranked[0], ranked[-1]
     return (f"- Relevance: highest AOPC (MoRF) {titles[best.method]} {_pm(best.morf_aopc, best.morf_se)}, lowest "
             f"{titles[worst.method]} {_pm(worst.morf_aopc, worst.morf_se)}, random order "
-            f"{_pm(p.random_aopc, p.random_se)} ({p.region}×{p.region} regions, {p.steps} steps, {p.replacement} "
+            f"{_pm(p.random_aopc, p.random_se)} ({p.region}×{p.region} regions, {p.steps} steps of {p.per_step}, {p.replacement} "
             f"replacement, {p.samples} samples)\n")
 
 
 @page("relevance", title="Relevance", analyses=("relevance",), order=30, markdown=relevance_markdown)
 def relevance_page(insp: Inspection, assets: Assets) -> RelevancePage:
-    res: Any = insp.result("relevance")
+    res = insp.require("relevance", RelevanceResult)
     record = insp.record("relevance")
     records = tuple(r for r in (record,) if r is not None)
     titles = {m.key: m.title for m in res.methods}
     columns, rows = _grid(res, assets) if res.kind == "image" else ((), ())
-    signed_legend = _legend(assets, DIVERGING, "legend-signed") if any(c.signed for c in columns) else None
-    unsigned_legend = _legend(assets, SEQUENTIAL, "legend-unsigned") if any(not c.signed for c in columns) else None
+    signed_legend = (_legend(assets, True, "legend-signed") if any(c.signed for c in columns) or res.kind == "tokens"
+                     else None)
+    unsigned_legend = _legend(assets, False, "legend-unsigned") if any(not c.signed for c in columns) else None
     settings, random_aopc = _perturbation_text(res)
     return RelevancePage(
         records=records, notes=res.notes, kind=res.kind, columns=columns, rows=rows,
@@ -351,4 +404,5 @@ def relevance_page(insp: Inspection, assets: Assets) -> RelevancePage:
         cards=tuple(_card(m) for m in res.methods if not m.skipped),
         skipped=tuple(_card(m) for m in res.methods if m.skipped),
         mask_area=f"{res.mask_area:.0%}" if res.mask_area is not None else "",
+        token_rows=_token_rows(res, assets) if res.kind == "tokens" else (),
     )

@@ -8,16 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nnreport.analyses.landscape import (
-    Curve,
-    Directions,
-    LandscapeConfig,
-    LandscapeResult,
-    Shape,
-    Sharpness,
-    Surface,
-    Trajectory,
-)
 from nnreport.errors import Skipped
 from nnreport.landscape import shape as shapes
 from nnreport.landscape.api import grid_points, line_coords, line_evaluator, symmetric_coords
@@ -29,6 +19,16 @@ from nnreport.landscape.directions import (
     pca_directions,
     random_direction,
     state_space,
+)
+from nnreport.landscape.results import (
+    Curve,
+    Directions,
+    LandscapeConfig,
+    LandscapeResult,
+    Shape,
+    Sharpness,
+    Surface,
+    Trajectory,
 )
 from nnreport.landscape.surface import Batches, Evaluator, make_batches, sweep, sweep_key
 

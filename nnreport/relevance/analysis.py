@@ -4,12 +4,14 @@ region perturbation, parameter randomisation, conservation and object-mask share
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nnreport.analyses.relevance import (
-    METHOD_TEXT,
+from nnreport.errors import Skipped
+from nnreport.relevance.catalogue import RECORDS, TRANSFORMER_METHODS, Setting
+from nnreport.relevance.results import (
     ConservationResult,
     CurveResult,
     MaskShareResult,
@@ -19,45 +21,16 @@ from nnreport.analyses.relevance import (
     RelevanceConfig,
     RelevanceResult,
 )
-from nnreport.errors import Skipped
+from nnreport.relevance.tokens import is_tokens, pad_id, vocabulary, words
 
 if TYPE_CHECKING:
     import torch
 
     from nnreport.context import Context
+    from nnreport.datasets import Inputs
 
 
-def method_call(key: str, config: RelevanceConfig, low: float, high: float, seed: int,
-                side: int = 16) -> tuple[str, dict[str, Any]]:
-    """The library method and options behind a page method key (`side`: the image's shorter side)."""
-    patch = config.occlusion_patch or max(1, side // 4)
-    stride = config.occlusion_stride or max(1, patch // 2)
-    if key.startswith("lrp_"):
-        return "lrp", {"composite": key[4:], "epsilon": config.epsilon, "gamma": config.gamma, "low": low, "high": high}
-    return key, {
-        "integrated_gradients": {"steps": config.ig_steps, "baseline": 0.0},
-        "smoothgrad": {"samples": config.smoothgrad_samples, "noise": config.smoothgrad_noise, "seed": seed},
-        "occlusion": {"patch": patch, "stride": stride, "baseline": 0.0},
-    }.get(key, {})
-
-
-def settings_text(key: str, options: dict[str, Any]) -> str:
-    """The exact settings, as printed on the method's card."""
-    from nnreport.relevance.lrp import composites
-
-    if key.startswith("lrp_"):
-        comp = composites.composite(options["composite"], options["epsilon"], options["gamma"], options["low"],
-                                    options["high"])
-        return "; ".join(f"{where}: {rule}" for where, rule in comp.describe())
-    extra = {"integrated_gradients": "baseline 0 (the data mean after normalisation), midpoint Riemann sum",
-             "smoothgrad": "σ = noise × each sample's value range",
-             "occlusion": "patch over all channels, replaced by 0 (the data mean)",
-             "gradcam": "at the last 2-D convolution, bilinear upsampling"}.get(key, "")
-    parts = [f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in options.items()]
-    return "; ".join(parts + ([extra] if extra else [])) or "no settings"
-
-
-def _inputs(ctx: Context) -> tuple[np.ndarray, np.ndarray | None, Any]:
+def _inputs(ctx: Context) -> tuple[Inputs, np.ndarray | None, Any]:
     """Test inputs, labels and the dataset (None: the example inputs)."""
     if ctx.data is None:
         if not ctx.single_input:
@@ -72,9 +45,9 @@ def _check_output(ctx: Context, canon: Any, x: torch.Tensor) -> int:
 
     from nnreport.context import primary_output
 
-    if not x.is_floating_point():
-        raise Skipped("the inputs are not floating point (e.g. token ids), so no gradient reaches them; "
-                      "relevance methods do not apply")
+    if not x.is_floating_point() and not is_tokens(x):
+        raise Skipped(f"integer inputs of shape {tuple(x.shape[1:])} are not token sequences (N, T); relevance "
+                      "methods do not apply")
     if x.dim() > 4 or x.dim() < 2:
         raise Skipped(f"inputs of shape {tuple(x.shape[1:])} are neither images, sequences nor feature vectors")
     with torch.no_grad():
@@ -106,53 +79,61 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
     from nnreport.relevance.methods import NotApplicable, explain, resolve_target
 
     x_np, labels, data = _inputs(ctx)
-    x_all = torch.from_numpy(np.ascontiguousarray(x_np))  # on the CPU; the rows used are moved below
+    # Only the samples used are read (streamed data decodes nothing else), from the first max_samples; the
+    # rows used are moved to the analysis device.
+    n_all = min(len(x_np), ctx.config.max_samples) if data is not None else len(x_np)
+    x_first = ctx.tensor(x_np[:2])
     try:
-        canon = prepare(ctx.model, ctx.to_device(x_all[:1]))
+        canon = prepare(ctx.model, x_first[:1])
     except ValueError as exc:
         raise Skipped(str(exc)) from exc
-    n_classes = _check_output(ctx, canon, ctx.to_device(x_all[:2]))
-    rows = _rows(labels, n_classes, config, len(x_all), x_all.dim() == 2)
-    pert_idx = list(range(min(config.perturbation_samples, len(x_all))))
-    has_masks = data is not None and data.masks_test is not None and x_all.dim() == 4
-    mask_idx = list(range(min(config.mask_samples, len(x_all)))) if has_masks else []
+    n_classes = _check_output(ctx, canon, x_first)
+    tokens = is_tokens(x_first)
+    rows = _rows(labels, n_classes, config, n_all, x_first.dim() == 2 and not tokens)
+    pert_idx = list(range(min(config.perturbation_samples, n_all)))
+    has_masks = data is not None and data.masks_test is not None and x_first.dim() == 4
+    mask_idx = list(range(min(config.mask_samples, n_all))) if has_masks else []
     batch_idx = sorted(set(rows) | set(pert_idx) | set(mask_idx))
     where = {i: k for k, i in enumerate(batch_idx)}
-    x = ctx.to_device(x_all[batch_idx])
+    x = ctx.tensor(x_np[np.asarray(batch_idx, dtype=np.int64)])
     target = resolve_target(canon, x, None)
     low, high = (data.value_range() if data is not None else (float(x.min()), float(x.max())))
     seed = ctx.config.seed
     side = min(x.shape[-2:]) if x.dim() == 4 else 1
+    setting = Setting(low, high, seed, side)
     rep = ctx.stage()
-    steps_total = len(config.methods) * 2 + 2
+    keys = _method_keys(config, canon, x)
+    steps_total = len(keys) * 2 + 2
     maps: dict[str, np.ndarray] = {}
     infos: list[MethodResult] = []
     scores = None
     lrp_notes: dict[str, tuple[str, ...]] = {}
-    explain(canon, x[:1], target[:1], "gradient")  # warm-up, so that the first method's time is not inflated
-    methods: list[str] = list(config.methods)
+    explain(canon, x[:1], target[:1], "input_x_gradient")  # warm-up, so that the first method's time is not inflated
 
     def one(key: str) -> tuple[MethodResult, np.ndarray | None, np.ndarray | None]:
         """One method's record, maps and scores (None when it did not run)."""
-        rep.step(methods.index(key), steps_total, f"relevance: {key}")
-        name, options = method_call(key, config, low, high, seed, side)
-        text = METHOD_TEXT[key]
-        settings = settings_text(key, options)
+        rep.step(keys.index(key), steps_total, f"relevance: {key}")
+        record = RECORDS[key]
+        options = record.options(config, setting)
+        settings = record.settings(options)
         start = time.perf_counter()
         try:
-            e = explain(canon, x, target, name, memory_budget=ctx.memory_budget, **options)
+            e = explain(canon, x, target, record.method, memory_budget=ctx.memory_budget, **asdict(options))
         except NotApplicable as exc:
-            return MethodResult(key, text.title, text.signed, settings, skipped=str(exc)), None, None
+            return MethodResult(key, record.title, record.signed, settings, skipped=str(exc)), None, None
         except Exception as exc:  # noqa: BLE001 - one failing method must not sink the page
-            return MethodResult(key, text.title, text.signed, settings,
+            return MethodResult(key, record.title, record.signed, settings,
                                 skipped=f"failed: {type(exc).__name__}: {exc}"), None, None
         elapsed = (time.perf_counter() - start) / len(x)
-        info = MethodResult(key, text.title, text.signed, settings, notes=tuple(e.notes),
+        m = e.relevance.detach().cpu().numpy().astype(np.float32)
+        s = e.scores.detach().cpu().numpy()
+        notes_k = tuple(e.notes) + ((_gap_note(m, s),) if key in TRANSFORMER_METHODS else ())
+        info = MethodResult(key, record.title, record.signed, settings, notes=notes_k,
                             seconds_per_sample=round(elapsed, 6) if ctx.config.timings else None)
-        return info, e.relevance.detach().cpu().numpy().astype(np.float32), e.scores.cpu().numpy()
+        return info, m, s
 
     # Under torchrun the methods are shared out over the processes; every process gets all maps.
-    for info, m, s in distributed.map_shared(one, methods):
+    for info, m, s in distributed.map_shared(one, list(keys)):
         infos.append(info)
         if m is not None:
             maps[info.key] = m
@@ -163,8 +144,8 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
                       + "; ".join(f"{m.title}: {m.skipped}" for m in infos))
     notes: list[str] = []
     perturbation = _perturbation(ctx, canon, x, target, maps, [where[i] for i in pert_idx], config, low, high, rep,
-                                 len(config.methods), steps_total)
-    rep.step(len(config.methods) * 2, steps_total, "relevance: randomisation check")
+                                 len(keys), steps_total, pad_id(data) if tokens else None)
+    rep.step(len(keys) * 2, steps_total, "relevance: randomisation check")
     layers, randomisation = _randomisation(ctx, x[[where[i] for i in pert_idx[:config.randomisation_samples]]],
                                            target[[where[i] for i in pert_idx[:config.randomisation_samples]]],
                                            maps, [where[i] for i in pert_idx[:config.randomisation_samples]],
@@ -173,7 +154,7 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
                          for k in maps if k.startswith("lrp_"))
     shares, area = _mask_shares(data, maps, mask_idx, where) if has_masks else ((), None)
     grid = [where[i] for i in rows]
-    kind = "vector" if x.dim() == 2 else "image"
+    kind = "tokens" if tokens else "vector" if x.dim() == 2 else "image"
     shown = x_np[rows]
     if data is not None and data.kind == "image" and x.dim() == 4:
         shown = data.to_display(shown)
@@ -207,6 +188,7 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
         mask_share=shares,
         mask_area=area,
         notes=tuple(notes),
+        words=words(x_np[rows], vocabulary(data)) if tokens else (),
     )
 
 
@@ -228,34 +210,61 @@ def _score_fn(canon: Any, ctx: Context) -> Any:
     return score
 
 
+def _gap_note(relevance: np.ndarray, scores: np.ndarray) -> str:
+    """How much of the explained score the map's sum keeps, on these samples (the conservation gap)."""
+    sums = relevance.reshape(len(relevance), -1).sum(1).astype(np.float64)
+    ok = np.abs(scores) > 1e-6
+    if not ok.any():
+        return "Conservation: every explained score is zero here."
+    share = np.median(sums[ok] / scores[ok])
+    return (f"Conservation on these {int(ok.sum())} samples: the map sums to a median {share:.0%} of the explained "
+            f"score (gap {1 - share:+.0%}; biases and, for AttnLRP, the softmax rule absorb the rest).")
+
+
+def _method_keys(config: RelevanceConfig, canon: Any, x: torch.Tensor) -> tuple[str, ...]:
+    """The configured methods, plus AttnLRP and CP-LRP where the model has attention."""
+    from nnreport.relevance.lrp.transformer import attention_maps
+
+    keys = tuple(config.methods)
+    if all(k in keys for k in TRANSFORMER_METHODS) or not attention_maps(canon.model, x[:1]):
+        return keys
+    return keys + tuple(k for k in TRANSFORMER_METHODS if k not in keys)
+
+
 def _perturbation(ctx: Context, canon: Any, x: torch.Tensor, target: torch.Tensor, maps: dict[str, np.ndarray],
                   idx: list[int], config: RelevanceConfig, low: float, high: float, rep: Any, done: int,
-                  total: int) -> PerturbationResult | None:
+                  total: int, pad: int | None = None) -> PerturbationResult | None:
+    import torch
+
     from nnreport.relevance import perturbation as P
 
     if not idx or config.steps < 1:
         return None
     xs, ts = x[idx], target[idx]
-    ids, count = P.region_index(tuple(xs.shape[1:]), config.region if xs.dim() == 4 else 1)
+    region = (config.region or P.auto_region(min(xs.shape[-2:]))) if xs.dim() == 4 else 1
+    ids, count = P.region_index(tuple(xs.shape[1:]), region)
     rng = ctx.rng("relevance-perturbation")
-    fill = P.replacement_values(xs, config.replacement, low, high, rng)
+    # token ids: a deleted token becomes the pad id
+    fill = P.replacement_values(xs, config.replacement, low, high, rng) if pad is None else torch.full_like(xs, pad)
     score = _score_fn(canon, ctx)
-    steps = min(config.steps, count)
+    steps, per_step = P.schedule(count, config.steps, config.min_removed)
     batch = ctx.batch_size(256)
     randoms = [P.perturbation_curve(score, xs, ts, np.stack([rng.permutation(count) for _ in idx]), ids, steps, fill,
-                                    batch) for _ in range(max(1, config.random_orderings))]
+                                    batch, per_step=per_step)
+               for _ in range(max(1, config.random_orderings))]
     curves = []
     for i, (key, m) in enumerate(maps.items()):
         rep.step(done + i, total, f"relevance: region perturbation ({key})")
         morf, lerf = P.orderings(m[idx], ids, count)
-        a = P.perturbation_curve(score, xs, ts, morf, ids, steps, fill, batch)
-        b = P.perturbation_curve(score, xs, ts, lerf, ids, steps, fill, batch)
+        a = P.perturbation_curve(score, xs, ts, morf, ids, steps, fill, batch, per_step=per_step)
+        b = P.perturbation_curve(score, xs, ts, lerf, ids, steps, fill, batch, per_step=per_step)
         curves.append(CurveResult(key, a.drop, b.drop, a.aopc, a.se, b.aopc, b.se))
     random_drop = np.mean([r.drop for r in randoms], axis=0)
     return PerturbationResult(
-        region=config.region if xs.dim() == 4 else 1, steps=steps, replacement=config.replacement, samples=len(idx),
+        region=region, steps=steps,
+        replacement=config.replacement if pad is None else f"token:{pad}", samples=len(idx),
         regions_total=count, random=random_drop, random_aopc=float(np.mean([r.aopc for r in randoms])),
-        random_se=float(np.mean([r.se for r in randoms])), curves=tuple(curves))
+        random_se=float(np.mean([r.se for r in randoms])), curves=tuple(curves), per_step=per_step)
 
 
 def _randomisation(ctx: Context, x: torch.Tensor, target: torch.Tensor, maps: dict[str, np.ndarray], idx: list[int],
@@ -265,6 +274,7 @@ def _randomisation(ctx: Context, x: torch.Tensor, target: torch.Tensor, maps: di
     from nnreport.relevance.methods import explain
 
     layers = sanity.parameter_layers(ctx.model)
+    setting = Setting(low, high, seed, side)
     points = sanity.cascade_points(layers, config.cascade_steps)
     if not points or len(x) == 0:
         return layers, ()
@@ -276,10 +286,10 @@ def _randomisation(ctx: Context, x: torch.Tensor, target: torch.Tensor, maps: di
             notes.append(f"Randomisation check stopped at {k} layers: {type(exc).__name__}: {exc}")
             return layers, ()
         for key in maps:
-            name, options = method_call(key, config, low, high, seed, side)
+            record = RECORDS[key]
             try:
-                r = explain(canon, x, target, name, memory_budget=ctx.memory_budget,
-                            **options).relevance.detach().cpu().numpy()
+                r = explain(canon, x, target, record.method, memory_budget=ctx.memory_budget,
+                            **asdict(record.options(config, setting))).relevance.detach().cpu().numpy()
             except Exception:  # noqa: BLE001 - recorded as a gap below
                 r = np.full_like(maps[key][idx], np.nan)
             a, b = _as_map(maps[key][idx]), _as_map(r)
