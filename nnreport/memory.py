@@ -57,7 +57,7 @@ def bytes_per_sample(model: nn.Module, one: tuple[torch.Tensor, ...], backward: 
             if backward:
                 return max(1, saved_bytes(model, one) + live_forward_bytes(model, one))
             return max(1, live_forward_bytes(model, one))
-    except Exception:  # noqa: BLE001 - estimate, never fail an analysis over it
+    except (Exception, SystemExit):  # noqa: BLE001 - estimate, never fail an analysis over it (sys.exit() in forward too)
         return max(1, 1000 * sum(t.numel() * t.element_size() for t in one))
 
 

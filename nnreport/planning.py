@@ -314,7 +314,7 @@ def time_plan(ctx: Context, specs: Sequence[Planned], timing: Timing | None = No
         return BudgetPlan(preset, ctx.device, None, None)
     try:
         timing = timing or measure(ctx)
-    except Exception:  # noqa: BLE001 - a model that cannot be timed keeps the preset's settings
+    except (Exception, SystemExit):  # noqa: BLE001 - a model that cannot be timed (even one calling sys.exit()) keeps the preset's settings
         timing = Timing(0.0, 0.0)
     timing = Timing(*distributed.broadcast_floats([timing.forward, timing.backward]))
     if timing.forward <= 0:
