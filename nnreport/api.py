@@ -27,6 +27,7 @@ def inspect(
     input_shape: str | None = None,
     progress: ProgressFn = silent,
     model_spec: str = "",
+    on_plan: Any = None,
     eval_data: Any = None,
     transform: Any = None,
 ) -> Inspection:
@@ -43,7 +44,7 @@ def inspect(
     options = DataOptions(transform=transform, eval_data=eval_data)
     subject = resolve(model, data, inputs=example_inputs, input_shape=input_shape, seed=config.seed, options=options)
     return inspector.inspect(subject, config, progress=progress,
-                             model_spec=model_spec or (model if isinstance(model, str) else ""))
+                             model_spec=model_spec or (model if isinstance(model, str) else ""), on_plan=on_plan)
 
 
 def render(inspection: Inspection | str | Path, out: str | Path, theme: str = "light", single_file: bool = False,
@@ -61,10 +62,18 @@ class Report:
     In Jupyter (and VS Code notebooks) the object displays itself as the single-file report in an iframe.
     """
 
-    def __init__(self, model: Any, data: Any = None, config: ReportConfig | None = None, **options: Any) -> None:
+    def __init__(self, model: Any, data: Any = None, config: ReportConfig | None = None, *,
+                 device: str | None = None, precision: str | None = None, **options: Any) -> None:
+        """`device`: auto, cpu, cuda, cuda:N or mps; `precision`: fp32, bf16 or fp16 (both override `config`)."""
+        from dataclasses import replace
+
         self.model = model
         self.data = data
         self.config = config or ReportConfig()
+        if device is not None:
+            self.config = replace(self.config, device=device)
+        if precision is not None:
+            self.config = replace(self.config, precision=precision)  # type: ignore[arg-type]
         self.options = options
         self._inspection: Inspection | None = None
 

@@ -50,6 +50,10 @@ def _add_inspect_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-timings", action="store_true",
                    help="leave analysis run times off the report (cold builds then compare byte-identical)")
     p.add_argument("--title", help="the report's title")
+    p.add_argument("--device", metavar="DEVICE", help="auto (default: CUDA when available, else CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
+                   help="autocast for forward-heavy analyses (default fp32; attribution gradients stay fp32)")
+    p.add_argument("--memory-budget", metavar="SIZE", help="working memory per analysis, e.g. 4GB (default: from free memory)")
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
@@ -96,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--checkpoints", type=_csv, metavar="A.pt,B.pt",
                    help="training snapshots (state dicts, oldest first) for trajectories and the playground slider")
     b.add_argument("--out", default="nnreport-report", metavar="DIR", help="output folder (default ./nnreport-report)")
+    b.add_argument("--plan", action="store_true", help="measure the model, print what each analysis will compute "
+                   "to fit the preset's time budget, and exit")
     _add_inspect_options(b)
     _add_site_options(b)
 
@@ -141,7 +147,8 @@ def _config(args: argparse.Namespace) -> Any:
         check_tables(config.analyses, load_all(), args.config)  # before any model is loaded
     overrides = {
         "preset": args.preset, "seed": args.seed, "only": args.only, "skip": args.skip, "theme": args.theme,
-        "single_file": args.single_file, "title": args.title,
+        "single_file": args.single_file, "title": args.title, "device": args.device, "precision": args.precision,
+        "memory_budget": args.memory_budget,
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if args.no_cache:
@@ -164,6 +171,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     config = _config(args)
     _check_theme(config.theme)
     _check_out(args.out)
+    _check_device(config.device)
     subject = load_model(args.model, factory=args.factory, unsafe_pickle=args.unsafe_pickle, seed=config.seed)
     if args.checkpoints:
         subject.checkpoints = load_checkpoints(args.checkpoints, subject.model)
@@ -171,8 +179,32 @@ def cmd_build(args: argparse.Namespace) -> int:
     # data, if any, resolved once here; api.inspect takes the resolved subject as it is.
     subject = resolve(subject, args.data, input_shape=args.input_shape, seed=config.seed,
                       options=_data_options(args, subject))
-    insp = api.inspect(subject, None, config, progress=_progress(), model_spec=args.model)
+    try:
+        insp = api.inspect(subject, None, config, progress=_progress(), model_spec=args.model,
+                           on_plan=_show_plan(args.plan))
+    except PlanShown:
+        return EXIT_OK
     return _write(insp, args.out, config)
+
+
+class PlanShown(Exception):
+    """`build --plan`: the plan was printed; nothing is computed."""
+
+
+def _show_plan(only: bool) -> Any:
+    def show(plan: Any) -> None:
+        if os.environ.get("RANK", "0") == "0":
+            print("\n".join(plan.lines()), file=sys.stderr if not only else sys.stdout, flush=True)
+        if only:
+            raise PlanShown
+
+    return show
+
+
+def _check_device(spec: str) -> None:
+    from nnreport.device import resolve_device
+
+    resolve_device(spec)  # a device that is not there fails before the model is loaded
 
 
 def _check_out(out: str) -> None:
@@ -228,8 +260,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _check_theme(config.theme)
     out = args.out or ("nnreport-playground" if args.playground else "nnreport-demo")
     _check_out(out)
+    _check_device(config.device)
     subject, data, name = demo_subject(playground=args.playground, seed=config.seed, progress=_progress())
-    insp = api.inspect(subject, data, config, progress=_progress(), model_spec=f"nnreport demo ({name})")
+    insp = api.inspect(subject, data, config, progress=_progress(), model_spec=f"nnreport demo ({name})",
+                       on_plan=_show_plan(False))
     return _write(insp, out, config)
 
 
@@ -295,6 +329,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Waiting OpenMP threads sleep instead of spinning: on a busy 2-core machine spinning made small
     # forward passes ~20x slower (measured in benchmarks/landscape.py). Must be set before torch loads.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if args.command in ("build", "demo", "compare"):
+        from nnreport.memory import reuse_freed_memory
+
+        reuse_freed_memory()
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
+from nnreport.device import Precision, check_device_spec, check_precision, parse_bytes
 from nnreport.errors import UsageError
 
 if sys.version_info >= (3, 11):
@@ -41,8 +42,18 @@ class ReportConfig:
     # Most samples any analysis takes from the data's test split.
     max_samples: int = 512
     analyses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Where analyses compute: auto (CUDA when available, else the CPU), cpu, cuda, cuda:N or mps.
+    device: str = "auto"
+    # Autocast for forward-heavy work (accuracy, landscape grid, top-k streaming, region perturbation).
+    precision: Precision = "fp32"
+    # Working memory of one analysis at a time, e.g. "4GB" (None: from the device's free memory).
+    memory_budget: str | int | None = None
 
     def __post_init__(self) -> None:
+        check_device_spec(self.device)  # before the type checks: their messages name the choices
+        check_precision(self.precision)
+        if self.memory_budget is not None:
+            parse_bytes(self.memory_budget)
         hints = typing.get_type_hints(ReportConfig)
         for f in dataclasses.fields(self):  # the Python API gets the same checks as a TOML file
             value = getattr(self, f.name)
@@ -55,9 +66,11 @@ class ReportConfig:
         if not isinstance(self.max_samples, int) or isinstance(self.max_samples, bool) or self.max_samples < 1:
             raise UsageError(f"max_samples {self.max_samples!r} is not a whole number of at least 1")
 
-    def analysis_config(self, name: str, config_type: type) -> Any:
-        """The config of analysis `name`: its defaults, then the preset's, then the user's overrides."""
+    def analysis_config(self, name: str, config_type: type, planned: dict[str, Any] | None = None) -> Any:
+        """The config of analysis `name`: its defaults, then the preset's, then the time plan's (`planned`),
+        then the user's overrides."""
         values: dict[str, Any] = dict(getattr(config_type, "PRESETS", {}).get(self.preset, {}))
+        values.update(planned or {})
         values.update(self.analyses.get(name, {}))
         return build_dataclass(config_type, values, where=f"[analyses.{name}]")
 

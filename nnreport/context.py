@@ -35,6 +35,39 @@ class Context:
     # Training snapshots (state dicts, oldest first) and the loss at each, when the model spec gave them.
     checkpoints: tuple[dict[str, torch.Tensor], ...] = ()
     history: tuple[float, ...] = ()
+    # The resolved device the model sits on (the inspector moved it there once), the autocast precision
+    # for forward-heavy work, and the working memory of one analysis in bytes.
+    device: str = "cpu"
+    precision: str = "fp32"
+    memory_budget: int = 1 << 30
+    _per_sample: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def to_device(self, t: torch.Tensor) -> torch.Tensor:
+        """A tensor on the analysis device (the same tensor when it is already there)."""
+        return t.to(self.device)
+
+    def tensor(self, array: Any) -> torch.Tensor:
+        """A numpy array (or a slice of a dataset's arrays) as a tensor on the analysis device."""
+        import torch
+
+        return self.to_device(torch.from_numpy(np.ascontiguousarray(array)))
+
+    def autocast(self) -> Any:
+        """Mixed precision (`--precision`) for forward-heavy work; attribution gradients never use it."""
+        from nnreport.device import autocast
+
+        return autocast(self.device, self.precision)
+
+    def batch_size(self, cap: int, backward: bool = False) -> int:
+        """How many samples one forward (or forward + backward) pass may take within the memory budget, at
+        most `cap` (the analysis's configured batch size)."""
+        from nnreport import memory
+
+        key = "backward" if backward else "forward"
+        if key not in self._per_sample:
+            one = tuple(t[:1] for t in self.example_inputs)
+            self._per_sample[key] = memory.bytes_per_sample(self.model, one, backward)
+        return memory.fit(self.memory_budget, self._per_sample[key], cap)
 
     def stage(self, name: str | None = None) -> StageReporter:
         return StageReporter(name or self.stage_name, self.progress)
@@ -67,18 +100,25 @@ class Context:
 
     def samples(self, n: int, split: str = "test") -> tuple[torch.Tensor, torch.Tensor | None]:
         """The first `n` inputs (and labels) of a split as tensors; deterministic."""
-        import torch
-
         data = self.require_data()
         x = data.x_test if split == "test" else data.x_train
         y = data.y_test if split == "test" else data.y_train
         n = min(n, len(x), self.config.max_samples if split == "test" else len(x))
-        xt = torch.from_numpy(np.ascontiguousarray(x[:n]))
-        return xt, (torch.from_numpy(np.ascontiguousarray(y[:n])) if y is not None else None)
+        return self.tensor(x[:n]), (self.tensor(y[:n]) if y is not None else None)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         """Run the model and return its primary output tensor (see `primary_output`)."""
         return primary_output(self.model(*inputs))
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    """A tensor from any device as numpy; half and bfloat16 values as float32 (numpy has no bfloat16)."""
+    import torch
+
+    t = t.detach()
+    if t.dtype in (torch.bfloat16, torch.float16):
+        t = t.float()
+    return t.cpu().numpy()
 
 
 def primary_output(out: Any) -> torch.Tensor:

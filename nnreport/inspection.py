@@ -58,6 +58,11 @@ class Provenance:
     python_version: str
     seed: int
     preset: str
+    # The device the analyses ran on, the autocast precision, and (on GPUs) whether torch was set to use
+    # deterministic algorithms only (None on the CPU, whose results are deterministic anyway).
+    device: str = "cpu"
+    precision: str = "fp32"
+    deterministic: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,8 @@ class AnalysisRecord:
     seconds: float | None = None
     fingerprint: str = ""
     traceback: str = ""
+    # What the time plan chose for this analysis and why, e.g. "13×13 grid on 64 samples to fit the quick budget".
+    plan: str = ""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import json
 import platform
 import time
 import traceback
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +25,8 @@ from nnreport.cache import (
 from nnreport.checks import SCORE_ANALYSES, check_output_width
 from nnreport.config import ReportConfig, check_tables
 from nnreport.context import Context
+from nnreport.device import default_budget, deterministic_algorithms, on_device, parse_bytes, resolve_device
+from nnreport.distributed import broadcast_floats
 from nnreport.errors import Skipped, UsageError, first_line
 from nnreport.inspection import (
     FORMAT_VERSION,
@@ -33,6 +36,7 @@ from nnreport.inspection import (
     Provenance,
 )
 from nnreport.modelcard import describe_model
+from nnreport.planning import BudgetPlan, Timing, time_plan
 from nnreport.progress import ProgressEvent, ProgressFn, silent
 from nnreport.subject import Subject
 
@@ -62,12 +66,16 @@ def inspect(
     progress: ProgressFn = silent,
     model_spec: str = "",
     cache: ResultCache | None = None,
+    on_plan: Callable[[BudgetPlan], None] | None = None,
 ) -> Inspection:
-    """Run every planned analysis on a resolved subject (nnreport.loading.resolve) and return the Inspection."""
+    """Run every planned analysis on a resolved subject (nnreport.loading.resolve) and return the Inspection.
+    The time plan (see nnreport.planning) is handed to `on_plan` before any analysis runs (the CLI prints it)."""
     import torch
 
     config = config or ReportConfig()
-    data, inputs = subject.data, tuple(subject.example_inputs)
+    device = resolve_device(config.device)
+    subject = on_device(subject, device)  # the model moved once (a copy); the caller's model stays where it was
+    data, inputs = subject.data, tuple(t.to(device) for t in subject.example_inputs)
     try:
         info = describe_model(subject, inputs, data, model_spec)
     except (Exception, SystemExit) as exc:  # SystemExit: a model that calls sys.exit() in forward
@@ -75,9 +83,12 @@ def inspect(
         raise UsageError(f"the model cannot run on its example inputs ({shapes}): {first_line(exc)}") from None
     if subject.class_names is not None and info.outputs and len(info.outputs[0].shape) == 2:
         check_output_width(info.outputs[0].shape[1], None, info.class_names, "the model spec")
-    checkpoints = tuple(dict(c) for c in subject.checkpoints)
+    checkpoints = tuple({k: v.to(device) for k, v in c.items()} for c in subject.checkpoints)
+    budget = parse_bytes(config.memory_budget) if config.memory_budget is not None else default_budget(device)
+    budget = int(broadcast_floats([budget])[0])  # under torchrun every process batches alike (same bytes)
     ctx = Context(subject.model, inputs, data, info.class_names, config, progress,
-                  checkpoints=checkpoints, history=tuple(float(h) for h in subject.history))
+                  checkpoints=checkpoints, history=tuple(float(h) for h in subject.history),
+                  device=device, precision=config.precision, memory_budget=budget)
     store = cache or ResultCache()
     problem = store.probe() if config.cache else ""
     if problem:  # e.g. a read-only cache folder: compute everything, store nothing
@@ -86,19 +97,32 @@ def inspect(
     subject_fp = digest([model_fingerprint(subject.model), tensors_fingerprint(inputs), dataset_fingerprint(data),
                          json.dumps(info.class_names), str(config.seed), str(config.max_samples),
                          tensors_fingerprint(t for c in checkpoints for _, t in sorted(c.items())),
-                         json.dumps(list(subject.history))] + versions)
+                         json.dumps(list(subject.history)), device.split(":")[0], config.precision] + versions)
+    specs = plan(config)
+    # The measured timing is cached with the results, so a rebuild makes the same plan (and hits the cache).
+    timing_fp = digest(["time-plan", subject_fp, device])
+    hit = store.get(timing_fp, Timing) if config.cache and not problem else None
+    budget_plan = time_plan(ctx, specs, hit[0] if hit else None)
+    if config.cache and not problem and hit is None and budget_plan.timing is not None:
+        store.put(timing_fp, budget_plan.timing, 0.0)
+    if on_plan is not None:
+        on_plan(budget_plan)
     records: list[AnalysisRecord] = []
     fingerprints: dict[str, str] = {}
-    for spec in plan(config):
-        analysis_config = config.analysis_config(spec.name, spec.config_type)
+    for spec in specs:
+        chosen = budget_plan.choices.get(spec.name)
+        analysis_config = config.analysis_config(spec.name, spec.config_type, chosen.values if chosen else None)
         fp = digest([spec.name, _config_json(analysis_config), subject_fp] + [fingerprints.get(d, "") for d in spec.requires])
         fingerprints[spec.name] = fp
         if info.nonfinite and spec.name in SCORE_ANALYSES:
             progress(ProgressEvent(spec.title, 1, 1, "failed", final=True))
             records.append(AnalysisRecord(spec.name, spec.title, "failed", f"not computed: {info.nonfinite}", None, fp))
             continue
-        records.append(_run_one(spec, analysis_config, ctx, fp, store if config.cache and not problem else None, progress))
-    provenance = Provenance(__version__, torch.__version__, np.__version__, platform.python_version(), config.seed, config.preset)
+        record = _run_one(spec, analysis_config, ctx, fp, store if config.cache and not problem else None, progress)
+        records.append(dataclasses.replace(record, plan=chosen.reason) if chosen and chosen.reason else record)
+    provenance = Provenance(__version__, torch.__version__, np.__version__, platform.python_version(), config.seed,
+                            config.preset, device=device, precision=config.precision,
+                            deterministic=deterministic_algorithms() if device != "cpu" else None)
     title = config.title or f"{info.name} — nnreport"
     return Inspection(Manifest(FORMAT_VERSION, title, info, provenance, tuple(records)), dict(ctx.results))
 

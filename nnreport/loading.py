@@ -740,7 +740,9 @@ def check_data(model: nn.Module, data: Dataset, inputs: tuple[torch.Tensor, ...]
 
     if len(inputs) != 1:
         return  # data feeds single-input models only; analyses that need it say so
-    x = torch.from_numpy(np.ascontiguousarray(data.x_test[:2]))
+    from nnreport.device import model_device
+
+    x = torch.from_numpy(np.ascontiguousarray(data.x_test[:2])).to(model_device(model))
     try:
         with scoped.eval_mode(model), torch.no_grad():
             raw = model(x)

@@ -27,7 +27,7 @@ from nnreport.neurons.regularisers import (
     l2_decay,
 )
 from nnreport.neurons.results import ActivationsResult, FacetsResult, FeatvisResult
-from nnreport.neurons.topk import TopK, argmax_positions, stream
+from nnreport.neurons.topk import TopK, argmax_positions, reduce_batch, stream
 
 ROOT = Path(__file__).resolve().parents[1]
 NEURONS = ("activations", "featvis", "facets")
@@ -88,7 +88,8 @@ def test_stream_over_a_model_matches_full_forward() -> None:
     def batches():
         for s in range(0, 70, 16):
             with torch.no_grad():
-                yield s, capture(model, mod, (x[s:s + 16],))
+                acts = capture(model, mod, (x[s:s + 16],))
+            yield {name: reduce_batch(act, s, 5) for name, act in acts.items()}
 
     state = stream(batches(), {"features.1": 6}, k=5)
     with torch.no_grad():
@@ -99,6 +100,7 @@ def test_stream_over_a_model_matches_full_forward() -> None:
         assert state["features.1"][0].index[:, u].tolist() == order
         pos = argmax_positions(full, np.array(order), np.full(5, u))
         assert pos.tolist() == where[order, u].tolist()
+        assert state["features.1"][0].position[:, u].tolist() == where[order, u].tolist()  # found while streaming
 
 
 # ---- receptive fields --------------------------------------------------------------------------------

@@ -237,18 +237,28 @@ def _accuracy(ctx: Context, config: SummaryConfig) -> tuple[
     data = ctx.data
     if data is None or not data.has_labels or not ctx.single_input:
         return None, 0, None, "no labelled data" if ctx.single_input else "the model takes several inputs", None, None
+    from nnreport import distributed
+
     n = min(len(data.x_test), config.max_eval_samples)
-    preds = []
+    size = ctx.batch_size(config.batch_size)
+    starts = list(range(0, n, size))
+
+    def predict(start: int) -> np.ndarray | str:
+        """Predicted classes of one batch (or why the output is not one score per class)."""
+        with ctx.autocast():
+            out = ctx.forward(ctx.tensor(data.x_test[start:min(start + size, n)]))
+        if out.dim() != 2 or (data.num_classes and out.shape[1] != data.num_classes):
+            return f"the output has shape {tuple(out.shape)}, not one score per class"
+        if not torch.isfinite(out).all():
+            return "the model's outputs hold NaN or infinite values"
+        return out.argmax(1).cpu().numpy()
+
     with scoped.eval_mode(ctx.model), torch.no_grad():
-        for start in range(0, n, config.batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(data.x_test[start:min(start + config.batch_size, n)]))
-            out = ctx.forward(x)
-            if out.dim() != 2 or (data.num_classes and out.shape[1] != data.num_classes):
-                return None, 0, None, f"the output has shape {tuple(out.shape)}, not one score per class", None, None
-            if not torch.isfinite(out).all():
-                return None, 0, None, "the model's outputs hold NaN or infinite values", None, None
-            preds.append(out.argmax(1).numpy())
-    pred = np.concatenate(preds)
+        preds = distributed.map_shared(predict, starts)  # under torchrun each process takes its share of batches
+    wrong = next((p for p in preds if isinstance(p, str)), None)
+    if wrong is not None or not preds:
+        return None, 0, None, wrong or "no test samples", None, None
+    pred = np.concatenate(preds)  # type: ignore[arg-type]
     assert data.y_test is not None  # has_labels was checked above
     y = np.asarray(data.y_test[:n])
     classes = data.num_classes or int(y.max()) + 1

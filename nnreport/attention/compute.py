@@ -88,12 +88,13 @@ def _labels(kind: InputKind, x_np: np.ndarray, data: Any, length: int) -> tuple[
     return tuple(tuple(f"t{j}" for j in range(length)) for _ in range(len(x_np)))
 
 
-def _lrp(canon: Any, x: torch.Tensor, target: torch.Tensor, notes: list[str]) -> np.ndarray:
+def _lrp(canon: Any, x: torch.Tensor, target: torch.Tensor, notes: list[str], budget: int | None = None) -> np.ndarray:
     """AttnLRP (ε composite) per input position: channels summed for images, features for sequences."""
     from nnreport.relevance.methods import explain
 
     try:
-        rel = explain(canon, x, target, "lrp", composite="epsilon", attention="attnlrp").relevance.numpy()
+        rel = explain(canon, x, target, "lrp", composite="epsilon", attention="attnlrp",
+                      memory_budget=budget).relevance.detach().float().cpu().numpy()
     except Exception as exc:  # noqa: BLE001 - the maps stay useful without the LRP column
         notes.append(f"AttnLRP failed on this model ({type(exc).__name__}: {exc}); no map beside the rollout.")
         return np.zeros(tuple(x.shape[:1]) + (tuple(x.shape[2:]) if x.dim() == 4 else tuple(x.shape[1:2])),
@@ -115,7 +116,7 @@ def run(ctx: Context, config: AttentionConfig) -> AttentionResult:
     from nnreport.relevance.methods import resolve_target
 
     x_np, _labels_true, data = _inputs(ctx, config.samples)
-    x = torch.from_numpy(np.ascontiguousarray(x_np))
+    x = ctx.tensor(x_np)  # on the analysis device
     kind = _kind(x)
     try:
         canon = prepare(ctx.model, x[:1])
@@ -133,7 +134,7 @@ def run(ctx: Context, config: AttentionConfig) -> AttentionResult:
             notes.append(f"Attention call {i + 1} (shape {tuple(probs.shape)}) is not shown: "
                          + ("too many keys." if heads is not None else "its shape does not split into heads."))
             continue
-        layers.append(AttentionLayer(f"attention {i + 1}", int(heads.shape[1]), heads.float().numpy()))
+        layers.append(AttentionLayer(f"attention {i + 1}", int(heads.shape[1]), heads.float().cpu().numpy()))
     if not layers:
         raise Skipped("; ".join(notes))
     roll = rollout([layer.maps for layer in layers])
@@ -154,7 +155,7 @@ def run(ctx: Context, config: AttentionConfig) -> AttentionResult:
         out = primary_output(canon.model(x))
     target = resolve_target(canon, x, None)
     preds = out.reshape(len(x), -1).argmax(1) if out.dim() > 1 else torch.zeros(len(x), dtype=torch.long)
-    lrp = _lrp(canon, x, target, notes)
+    lrp = _lrp(canon, x, target, notes, ctx.memory_budget)
     shown = np.zeros((0,), dtype=np.float32)
     if kind == "image":
         shown = data.to_display(x_np) if data is not None and data.kind == "image" else _unit(x_np)
@@ -165,7 +166,7 @@ def run(ctx: Context, config: AttentionConfig) -> AttentionResult:
         if kind != "image" else (), grid=grid, prefix=prefix, layers=tuple(layers),
         rollout=None if roll is None else roll.astype(np.float32),
         rollout_scores=None if scores is None else scores.astype(np.float32), lrp=lrp,
-        targets=target.numpy().astype(np.int64), predictions=preds.numpy().astype(np.int64), class_names=names,
+        targets=target.cpu().numpy().astype(np.int64), predictions=preds.cpu().numpy().astype(np.int64), class_names=names,
         agreement=_agreement(scores, lrp, kind, grid, prefix), notes=tuple(notes))
 
 

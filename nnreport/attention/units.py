@@ -98,7 +98,7 @@ def run(ctx: Context, config: SequenceUnitsConfig) -> SequenceUnitsResult:
     if not (is_tokens(x_all) or (x_all.is_floating_point() and x_all.dim() == 3)):
         raise Skipped(f"inputs of shape {tuple(x_all.shape[1:])} are not sequences (token ids or (T, F))")
     model = ctx.model
-    found = candidates(model, x_all[:2])
+    found = candidates(model, ctx.to_device(x_all[:2]))
     if not found:
         raise Skipped("no layer gives one value per input position and unit")
     layers = []
@@ -107,7 +107,9 @@ def run(ctx: Context, config: SequenceUnitsConfig) -> SequenceUnitsResult:
                                np.broadcast_to(np.arange(x_all.shape[1]), x_all.shape[:2])), ((0, 0), (half, half)),
                     constant_values=-1)
     for path, kind in _choose(found, config.max_layers):
-        acts = torch.cat([_activations(model, path, xb) for xb in x_all.split(config.batch_size)]).float().numpy()
+        size = ctx.batch_size(config.batch_size)  # batches moved to the analysis device one at a time
+        acts = torch.cat([_activations(model, path, ctx.to_device(xb)).float().cpu()
+                          for xb in x_all.split(size)]).numpy()
         shown = min(config.max_units, acts.shape[2])
         values, samples, positions = top_windows(acts[:, :, :shown], config.top_k)
         windows = np.stack([padded[samples, positions + j] for j in range(2 * half + 1)], -1)

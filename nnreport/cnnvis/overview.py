@@ -55,22 +55,26 @@ def _units_first(module: nn.Module, out: torch.Tensor) -> torch.Tensor:
 
 
 def collect(model: nn.Module, x: torch.Tensor, batch_size: int) -> list[Unit]:
-    """Forward `x` in batches; record each conv/linear layer's first call per forward pass."""
+    """Forward `x` in batches; record each conv/linear layer's first call per forward pass. Under torchrun
+    the batches are shared out over the processes and their statistics gathered in batch order."""
+    from nnreport import distributed
+
     layers: dict[int, Unit] = {}
-    called: set[int] = set()
+    got: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]] = {}
 
     def hook(module: nn.Module, args: Any, out: Any) -> None:
-        if id(module) in called or not isinstance(out, torch.Tensor) or out.dim() < 2:
+        path = layers[id(module)].path
+        if path in got or not isinstance(out, torch.Tensor) or out.dim() < 2:
             return
-        called.add(id(module))
         flat = _units_first(module, out.detach()).float()
-        unit = layers[id(module)]
-        unit.mean.append(flat.mean(2).numpy())
         peak, where = flat.max(2)
-        unit.peak.append(peak.numpy())
-        unit.where.append(where.numpy())
-        if not isinstance(module, nn.Linear):
-            unit.spatial = tuple(out.shape[2:])
+        spatial = () if isinstance(module, nn.Linear) else tuple(out.shape[2:])
+        got[path] = (flat.mean(2).cpu().numpy(), peak.cpu().numpy(), where.cpu().numpy(), spatial)
+
+    def one(start: int) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]]:
+        got.clear()
+        model(x[start:start + batch_size])
+        return dict(got)
 
     paths = {id(m): name for name, m in model.named_modules()}
     with scoped.hooks() as h, torch.no_grad():
@@ -78,9 +82,14 @@ def collect(model: nn.Module, x: torch.Tensor, batch_size: int) -> list[Unit]:
             if isinstance(m, UNIT_TYPES):
                 layers[id(m)] = Unit(paths.get(id(m), "?"), m, [], [], [])
                 h.forward(m, hook)
-        for start in range(0, len(x), batch_size):
-            called.clear()
-            model(x[start:start + batch_size])
+        by_path = {u.path: u for u in layers.values()}
+        for batch in distributed.map_shared(one, list(range(0, len(x), batch_size))):
+            for path, (mean, peak, where, spatial) in batch.items():
+                unit = by_path[path]
+                unit.mean.append(mean)
+                unit.peak.append(peak)
+                unit.where.append(where)
+                unit.spatial = spatial or unit.spatial
     return [u for u in layers.values() if u.mean]
 
 
@@ -97,7 +106,7 @@ def _run(ctx: Context, config: CNNVisConfig) -> CNNVisResult:
     x, y = ctx.samples(config.samples)
     with scoped.eval_mode(model):
         rep.step(0, 5, "activations")
-        layers = _ordered(model, x, config.batch_size)
+        layers = _ordered(model, x, ctx.batch_size(config.batch_size))
     if not layers:
         raise Skipped("no conv or linear layer produced an output during a forward pass")
     means = [np.concatenate(u.mean) for u in layers]
@@ -157,7 +166,7 @@ def _classes(y: torch.Tensor | None, data: Any, last: np.ndarray, config: CNNVis
              ctx: Context) -> tuple[np.ndarray, tuple[str, ...], bool, list[str]]:
     """Class ids per sample: the labels, or k-means clusters of the last layer's activations."""
     if y is not None and y.dim() == 1 and not torch.is_floating_point(y):
-        labels = y.numpy().astype(np.int64)
+        labels = y.cpu().numpy().astype(np.int64)
         n = max(int(labels.max()) + 1, data.num_classes or 0)
         names = ctx.class_names or data.class_names
         names = tuple(names) if names is not None and len(names) == n else tuple(str(i) for i in range(n))
@@ -187,7 +196,7 @@ def _patches(ctx: Context, model: nn.Module, x: torch.Tensor, layers: list[Unit]
         return [[(None, tuple(src)) for src in per_layer] for per_layer in sources]
     rows = [(g, u, s) for g, per_layer in enumerate(sources) for src in per_layer for u, s in src]
     boxes = _boxes(model, x, [layers[r] for r in reps], rows)
-    display = data.to_display(x[[s for _, _, s in rows]].numpy())  # type: ignore[union-attr]
+    display = data.to_display(x[[s for _, _, s in rows]].cpu().numpy())  # type: ignore[union-attr]
     tiles = iter(_crop(display[k], box, config.patch) for k, box in enumerate(boxes))
     return [[(np.stack([next(tiles) for _ in src]), tuple(src)) for src in per_layer] for per_layer in sources]
 
@@ -220,7 +229,7 @@ def _boxes(model: nn.Module, x: torch.Tensor, units: list[Unit], rows: list[tupl
             flat = captured[g].reshape(len(picked), captured[g].shape[1], -1)
             picks.append(flat[i, u, int(where[g][s, u])])
         (grad,) = torch.autograd.grad(torch.stack(picks).sum(), batch)
-    mass = grad.abs().sum(1).numpy()
+    mass = grad.abs().sum(1).cpu().numpy()
     for i, k in enumerate(picked):
         top = mass[i].max()
         ys, xs = np.nonzero(mass[i] > top * 1e-6) if top > 0 else ((), ())
@@ -290,5 +299,5 @@ def _sensitivity(b_out: torch.Tensor | None, a_leaf: torch.Tensor | None, a: Uni
         (grad,) = torch.autograd.grad(objective, a_leaf, retain_graph=True, allow_unused=True)
         if grad is None:
             return None
-        result.append(_units_first(a.module, grad).sum(2).sum(0).numpy().astype(np.float64))
+        result.append(_units_first(a.module, grad).sum(2).sum(0).cpu().numpy().astype(np.float64))
     return result

@@ -89,10 +89,12 @@ def stream(ctx: Context, x_all: Inputs, n: int, batch_size: int, keep: int,
         for m in ctx.model.modules():
             if isinstance(m, nn.Linear):
                 h.forward_pre(m, grab)
+        batch_size = ctx.batch_size(batch_size)  # within the report's memory budget
         for start in range(0, n, batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(x_all[start:min(start + batch_size, n)]))
+            x = ctx.tensor(x_all[start:min(start + batch_size, n)])  # one batch on the analysis device
             seen.clear()
-            out = ctx.forward(x)
+            with ctx.autocast():
+                out = ctx.forward(x)
             _check_output(out, len(x))
             outputs.append(out.detach().float().reshape(len(x), -1).cpu().numpy())
             if first is not None and start == 0:
@@ -231,8 +233,8 @@ def _maps(ctx: Context, data: Dataset, x: np.ndarray, targets: np.ndarray, kind:
 
     low, high = data.value_range()
     try:
-        e = explain(ctx.model, torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(targets), "lrp",
-                    composite="epsilon_plus_flat", low=low, high=high)
+        e = explain(ctx.model, ctx.tensor(x), torch.from_numpy(targets), "lrp",
+                    composite="epsilon_plus_flat", low=low, high=high, memory_budget=ctx.memory_budget)
     except Exception as exc:  # noqa: BLE001 - a model LRP cannot explain still gets its gallery
         return None, "", f"LRP does not apply to this model: {type(exc).__name__}: {exc}"
     r = e.relevance.detach().float().cpu().numpy()

@@ -87,6 +87,7 @@ def loss_landscape(
     batchnorm: BatchNormMode = "running",
     scratch: str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    device: str | None = None,
 ) -> LandscapeGrid:
     """Loss (and accuracy) around the model's weights along `dims` (1 or 2) filter-normalised Gaussian
     directions; the model is in eval mode for the run and left exactly as it was.
@@ -94,6 +95,7 @@ def loss_landscape(
     `data`: a Dataset or data spec (its test split), or `(x, y)`. `loss_fn(output, target)` returns the
     mean loss of a batch (default: cross-entropy). `scratch`: a folder where finished points are saved,
     so an interrupted call resumes. Under torchrun the points are split across the processes.
+    `device`: auto, cpu, cuda, cuda:N or mps (default: where the model is); a model elsewhere is copied there.
     """
     import torch
 
@@ -103,7 +105,7 @@ def loss_landscape(
 
     if dims not in (1, 2):
         raise ValueError("dims must be 1 or 2")
-    x, y = eval_tensors(data, samples)
+    model, (x, y) = on_device(model, eval_tensors(data, samples), device)
     space = parameter_space(model)
     gen = torch.Generator().manual_seed(int(seed))
     dirs = [random_direction(space, gen, normalisation, include_bias_bn) for _ in range(dims)]
@@ -116,6 +118,20 @@ def loss_landscape(
     shape = (steps, steps) if dims == 2 else (steps,)
     return LandscapeGrid(coords, coords.copy() if dims == 2 else None, loss.reshape(shape), acc.reshape(shape),
                          np.stack([flatten(d) for d in dirs]), tuple(space.names), int(seed), normalisation)
+
+
+def on_device(model: nn.Module, tensors: tuple[torch.Tensor, ...], device: str | None) -> tuple[nn.Module, Any]:
+    """The model and tensors on `device` (None: the model's own); the model is copied when it must move,
+    so the caller's model stays where it is."""
+    import copy
+
+    from nnreport.device import model_device, resolve_device, same_device
+
+    here = model_device(model)
+    target = here if device is None else resolve_device(device)
+    if not same_device(here, target):
+        model = copy.deepcopy(model).to(target)
+    return model, tuple(t.to(target) for t in tensors)
 
 
 def interpolate(

@@ -60,7 +60,8 @@ def random_direction(space: Space, generator: torch.Generator, normalisation: No
 
     if normalisation not in NORMALISATIONS:
         raise ValueError(f"unknown normalisation {normalisation!r}; choose one of {', '.join(NORMALISATIONS)}")
-    raw = [torch.randn(w.shape, generator=generator, dtype=torch.float32).to(w.dtype) for w in space.base]
+    # Drawn on the CPU generator, then moved: the same directions on every device.
+    raw = [torch.randn(w.shape, generator=generator, dtype=torch.float32).to(w.device, w.dtype) for w in space.base]
     out = []
     for d, w in zip(raw, space.base, strict=True):
         if not is_filter_weight(w) and not include_bias_bn:
@@ -95,7 +96,7 @@ def flatten(tensors: list[torch.Tensor]) -> np.ndarray:
     """One float32 vector of all tensors (for storing directions in the bundle)."""
     if not tensors:
         return np.zeros(0, dtype=np.float32)
-    return np.concatenate([t.detach().reshape(-1).float().numpy() for t in tensors])
+    return np.concatenate([t.detach().reshape(-1).float().cpu().numpy() for t in tensors])
 
 
 def pca_directions(space: Space, checkpoints: list[dict[str, torch.Tensor]], include_bias_bn: bool = False
@@ -108,10 +109,10 @@ def pca_directions(space: Space, checkpoints: list[dict[str, torch.Tensor]], inc
     import torch
 
     moved = [i for i, w in enumerate(space.base) if is_filter_weight(w) or include_bias_bn]
-    final = np.concatenate([space.base[i].reshape(-1).double().numpy() for i in moved])
+    final = np.concatenate([space.base[i].reshape(-1).double().cpu().numpy() for i in moved])
     rows = []
     for state in checkpoints:
-        rows.append(np.concatenate([state[space.names[i]].reshape(-1).double().numpy() for i in moved]) - final)
+        rows.append(np.concatenate([state[space.names[i]].reshape(-1).double().cpu().numpy() for i in moved]) - final)
     m = np.stack(rows)
     centred = m - m.mean(axis=0, keepdims=True)
     _, s, vt = np.linalg.svd(centred, full_matrices=False)
@@ -132,7 +133,7 @@ def pca_directions(space: Space, checkpoints: list[dict[str, torch.Tensor]], inc
         for i, w in enumerate(space.base):
             if i in lookup:
                 n = w.numel()
-                parts.append(torch.from_numpy(vec[offset:offset + n].copy()).reshape(w.shape).to(w.dtype))
+                parts.append(torch.from_numpy(vec[offset:offset + n].copy()).reshape(w.shape).to(w.device, w.dtype))
                 offset += n
             else:
                 parts.append(torch.zeros_like(w))

@@ -7,13 +7,14 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from nnreport.distributed import maybe_init_distributed
 from nnreport.landscape.directions import Space
 
 if TYPE_CHECKING:
@@ -37,15 +38,18 @@ class Batches:
 
     x: list[torch.Tensor]
     y: list[torch.Tensor]
+    # Mixed precision for the forward passes over these batches (the report's --precision); None: fp32.
+    autocast: Callable[[], Any] | None = None
 
     @property
     def count(self) -> int:
         return sum(len(b) for b in self.y)
 
 
-def make_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> Batches:
+def make_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, autocast: Callable[[], Any] | None = None) -> Batches:
+    """Views of `x` and `y` (no copies), split once."""
     size = max(1, batch_size)
-    return Batches(list(x.split(size)), list(y.split(size)))
+    return Batches(list(x.split(size)), list(y.split(size)), autocast)
 
 
 def default_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -97,9 +101,9 @@ class Evaluator:
         if self.batchnorm == "recompute":
             self._recompute_statistics()
         total, correct, n = 0.0, 0.0, 0
-        with torch.inference_mode():
+        with torch.inference_mode(), (self.batches.autocast or nullcontext)():
             for x, y in zip(self.batches.x, self.batches.y, strict=True):
-                out = primary(self.model(x))
+                out = primary(self.model(x)).float()  # the loss in fp32 also under autocast
                 total += float(self.loss_fn(out, y)) * len(y)
                 correct += accuracy_count(out, y)
                 n += len(y)
@@ -136,33 +140,20 @@ class Evaluator:
 # ---- distributed -----------------------------------------------------------------------------------
 
 
-def maybe_init_distributed() -> tuple[int, int]:
-    """(rank, world size). Under torchrun (WORLD_SIZE > 1 in the environment) the default process group
-    is started once here: gloo on CPU, nccl when CUDA is available."""
-    import torch
-    import torch.distributed as dist
-
-    if not dist.is_available():
-        return 0, 1
-    if not dist.is_initialized():
-        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-            return 0, 1
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), dist.get_world_size()
-
-
 def _all_gather(values: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Combine each rank's points: every point was computed by exactly one rank."""
     import torch
     import torch.distributed as dist
 
     packed = torch.from_numpy(np.concatenate([values, done[:, None].astype(np.float64)], axis=1))
+    if dist.get_backend() == "nccl":
+        packed = packed.cuda()  # nccl gathers GPU tensors only
     parts = [torch.empty_like(packed) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, packed)
     out = np.full_like(values, np.nan)
     seen = np.zeros(len(values), dtype=bool)
     for part in parts:
-        arr = part.numpy()
+        arr = part.cpu().numpy()
         mask = arr[:, -1] > 0.5
         out[mask] = arr[mask, :-1]
         seen |= mask

@@ -3,14 +3,11 @@ per-unit statistics and top-k examples (cropped to the receptive field around th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import torch
 
 from nnreport import scoped
 from nnreport.context import Context
-from nnreport.datasets import Inputs
 from nnreport.errors import Skipped
 from nnreport.neurons import layers as L
 from nnreport.neurons.receptive import Axis, receptive_fields, window
@@ -21,7 +18,7 @@ from nnreport.neurons.results import (
     TopExamples,
     UnitStats,
 )
-from nnreport.neurons.topk import Stats, TopK, argmax_positions, stream
+from nnreport.neurons.topk import Partial, Stats, TopK, reduce_batch, stream
 from nnreport.streaming import head
 
 
@@ -82,7 +79,7 @@ def _run(ctx: Context, config: ActivationsConfig) -> ActivationsResult:
     result_layers = []
     for c in chosen:
         shown = min(config.max_units, c.shape[0])
-        maps = outs[c.path][:, :shown].float().numpy()
+        maps = outs[c.path][:, :shown].float().cpu().numpy()
         field = fields.get(c.path)
         top = stats = None
         if streamed is not None:
@@ -95,7 +92,7 @@ def _run(ctx: Context, config: ActivationsConfig) -> ActivationsResult:
             receptive=tuple((a.size, a.jump, a.start) for a in field) if field else None,
             dead=dead, saturated=saturated, flag_basis=basis, stats=stats, top=top))
     rep.step(3, 3)
-    x0 = samples[0].numpy()
+    x0 = samples[0].cpu().numpy()
     data = ctx.data
     return ActivationsResult(
         layers=tuple(result_layers), input_kind=kind, input_shape=tuple(ctx.example_inputs[0].shape[1:]),
@@ -126,14 +123,12 @@ def _fields(ctx: Context, modules: dict) -> dict[str, tuple[Axis, ...] | None]: 
         return {}
 
 
-def _batches(model: torch.nn.Module, modules: dict, x: np.ndarray, size: int) -> Iterator[tuple[int, dict]]:  # type: ignore[type-arg]
-    for start in range(0, len(x), size):
-        xb = torch.from_numpy(np.ascontiguousarray(x[start:start + size]))
-        yield start, L.capture(model, modules, (xb,))
-
-
 def _stream(ctx: Context, config: ActivationsConfig, chosen: list[L.LayerChoice], modules: dict,  # type: ignore[type-arg]
             notes: list[str]) -> tuple[dict[str, tuple[TopK, Stats]] | None, int, str]:
+    """One pass over the split: each batch is reduced to its top-k candidates and sums as soon as it is
+    captured (memory: one batch); under torchrun the batches are shared out and the reductions gathered."""
+    from nnreport import distributed
+
     if ctx.data is None or not ctx.single_input:
         notes.append("No data was given (or the model takes several inputs), so there are no top examples or "
                      "dataset statistics; dead and saturated units are judged on the sample inputs only.")
@@ -141,8 +136,15 @@ def _stream(ctx: Context, config: ActivationsConfig, chosen: list[L.LayerChoice]
     x = ctx.data.x_train if config.split == "train" else ctx.data.x_test
     x = head(x, config.max_examples)  # streamed data: still lazy, decoded batch by batch below
     units = {c.path: c.shape[0] for c in chosen}
+    size = ctx.batch_size(config.batch_size)
+
+    def reduce(i: int) -> dict[str, Partial]:
+        with ctx.autocast():
+            acts = L.capture(ctx.model, modules, (ctx.tensor(x[i * size:(i + 1) * size]),))
+        return {name: reduce_batch(act, i * size, config.top_k) for name, act in acts.items()}
+
     with torch.no_grad(), scoped.eval_mode(ctx.model):
-        state = stream(_batches(ctx.model, modules, x, config.batch_size), units, config.top_k)
+        state = stream(distributed.stream_shared(reduce, -(-len(x) // size)), units, config.top_k)
     return state, len(x), config.split
 
 
@@ -200,7 +202,8 @@ def _top(ctx: Context, config: ActivationsConfig, tk: TopK, c: L.LayerChoice, fi
     out_shape = tuple(-(-a.size // st) for a, st in zip(fld, step, strict=True))
     crops = np.full((*index.shape, xs.shape[1], *out_shape), np.nan, dtype=np.float16)
     wins = np.zeros((*index.shape, 2, 2), dtype=np.int64)
-    position = _positions(ctx, c.path, xs, index) if fld is not full else np.zeros_like(index)
+    # Found during the streaming pass, while each batch's activations were at hand (no second pass).
+    position = tk.position[:, :shown].T if fld is not full else np.zeros_like(index)
     for u in range(index.shape[0]):
         for r in range(index.shape[1]):
             pos = tuple(int(i) for i in np.unravel_index(int(position[u, r]), spatial)) if fld is not full else (0, 0)
@@ -208,15 +211,6 @@ def _top(ctx: Context, config: ActivationsConfig, tk: TopK, c: L.LayerChoice, fi
             wins[u, r] = win
             crops[u, r] = _crop(images[lookup[int(index[u, r])]], win, step, out_shape)
     return TopExamples(values.astype(np.float32), index, labels, crops, wins)
-
-
-def _positions(ctx: Context, path: str, xs: Inputs, index: np.ndarray) -> np.ndarray:
-    """The arg-max position of each unit on each of its top inputs (one forward pass over those inputs)."""
-    rows, inverse = np.unique(index, return_inverse=True)
-    with torch.no_grad(), scoped.eval_mode(ctx.model):
-        act = L.capture(ctx.model, L.module_map(ctx.model, [path]), (torch.from_numpy(xs[rows]),))[path].float()
-    units = np.broadcast_to(np.arange(index.shape[0])[:, None], index.shape)
-    return argmax_positions(act, inverse.reshape(index.shape).ravel(), units.ravel()).reshape(index.shape)
 
 
 def _crop(image: np.ndarray, win: tuple[tuple[int, int], ...], step: tuple[int, ...],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nnreport import scoped
+from nnreport import distributed, scoped
 from nnreport.context import Context
 from nnreport.datasets import Inputs
 from nnreport.errors import Skipped
@@ -39,11 +39,12 @@ def _layers(ctx: Context, acts: ActivationsResult, config: FacetsConfig, classes
 
 def embed(ctx: Context, path: str, x: Inputs, batch: int = 256) -> np.ndarray:
     module = module_map(ctx.model, [path])
+    batch = ctx.batch_size(batch)
     parts = []
     with torch.no_grad(), scoped.eval_mode(ctx.model):
         for s in range(0, len(x), batch):
-            xb = torch.from_numpy(np.ascontiguousarray(x[s:s + batch]))
-            parts.append(capture(ctx.model, module, (xb,))[path].flatten(1).double().numpy())
+            xb = ctx.tensor(x[s:s + batch])
+            parts.append(capture(ctx.model, module, (xb,))[path].flatten(1).double().cpu().numpy())
     return np.concatenate(parts)
 
 
@@ -85,15 +86,23 @@ def _run(ctx: Context, config: FacetsConfig) -> FacetsResult:
     shown = min(classes, config.max_classes)
     found: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]] = []
     notes = []
-    for c in range(shown):
+
+    def one_class(c: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]] | str:
+        """Embed, t-SNE and cluster one class (or say why it has no facets)."""
         rep.step(c, shown + 1, f"class {names[c]}")
         idx = np.flatnonzero(data.y_train == c)[: config.per_class]
         k = min(config.k, 10, len(idx) // 5)
         if k < 1:
-            notes.append(f"class {names[c]} has too few training inputs ({len(idx)}) for facets")
-            continue
+            return f"class {names[c]} has too few training inputs ({len(idx)}) for facets"
         points, labels, centres = cluster(embed(ctx, layer, subset(data.x_train, idx)), k, config.perplexity, seed)
-        found.append((c, idx, points, labels, [_ordered(idx, points, labels, centres, f) for f in range(k)]))
+        return c, idx, points, labels, [_ordered(idx, points, labels, centres, f) for f in range(k)]
+
+    # Under torchrun the classes are shared out over the processes (t-SNE dominates the time).
+    for item in distributed.map_shared(one_class, list(range(shown))):
+        if isinstance(item, str):
+            notes.append(item)
+        else:
+            found.append(item)
     rep.step(shown, shown + 1, "optimising from the mean images")
     means = [data.x_train[m].mean(0) for _, _, _, _, ms in found for m in ms]
     units = [c for c, _, _, _, ms in found for _ in ms]
@@ -102,7 +111,7 @@ def _run(ctx: Context, config: FacetsConfig) -> FacetsResult:
         space = input_space(ctx)
         opt = maximise(ctx.model, output, module_map(ctx.model, [output])[output], units, acts.input_shape, space,
                        Settings(method="yosinski", hyper=HYPER_SETS[config.hyper], steps=config.steps, lr=config.lr),
-                       ctx.generator("facets"), init=torch.from_numpy(np.stack(means)).float())
+                       ctx.generator("facets"), init=ctx.tensor(np.stack(means)).float())
     out, j = [], 0
     for c, _idx, points, labels, ordered in found:
         facets = []

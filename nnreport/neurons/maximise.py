@@ -49,7 +49,7 @@ class Focus:
 
 def unit_values(act: torch.Tensor, units: torch.Tensor, position: tuple[int, ...] | None = None) -> torch.Tensor:
     """Each batch item's own unit: act[i, units[i]], averaged over positions for spatial units (or at `position`)."""
-    own = act[torch.arange(act.shape[0]), units]
+    own = act[torch.arange(act.shape[0], device=act.device), units.to(act.device)]
     if position is not None and own.dim() == 1 + len(position):
         index: tuple[slice | int, ...] = (slice(None), *position)
         return own[index]
@@ -94,10 +94,13 @@ def _pixels(model: nn.Module, path: str, module: nn.Module, units: list[int], sh
             focus: Focus | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Yosinski et al.: gradient ascent in input space, x <- r(x + lr * g), clipped to the value range."""
     hyper = s.hyper or Hyper(0.0, 0.0, 0, 0.0, 0.0)
-    u = torch.tensor(units)
+    dev = _device(model)
+    u = torch.tensor(units, device=dev)
     n = len(units)
     base = space.to_model(torch.full((n, *shape), 0.5)) if len(shape) == 3 else torch.zeros((n, *shape))
+    # Noise is drawn on the CPU generator and then moved, so every device starts from the same inputs.
     x = (x0.clone().float() if x0 is not None else base + 0.1 * (space.hi - space.lo) * torch.randn((n, *shape), generator=gen) / 4)
+    x = x.to(dev)
     trace = []
     for step in range(s.steps + 1):
         x.requires_grad_(True)
@@ -117,7 +120,13 @@ def _pixels(model: nn.Module, path: str, module: nn.Module, units: list[int], sh
             x = y.view(n, *shape).clamp(space.lo, space.hi)
     x = x.detach()
     display = _crop(space.to_display(x), focus) if len(shape) == 3 else x
-    return display.numpy().astype(np.float32), torch.stack(trace, 1).numpy().astype(np.float32)
+    return display.cpu().numpy().astype(np.float32), torch.stack(trace, 1).cpu().numpy().astype(np.float32)
+
+
+def _device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
 
 
 def _as_pixels(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -131,10 +140,11 @@ def _fourier(model: nn.Module, path: str, module: nn.Module, units: list[int], s
     """Olah et al.: Adam on a decorrelated Fourier parameterisation, through random jitter/scale/rotation.
     With a focus only the window is parameterised, on a mid-grey canvas."""
     c, h, w = shape
+    dev = _device(model)
     (y0, y1), (x0, x1) = focus.window if focus is not None else ((0, h), (0, w))
-    image = FourierImage(len(units), c, y1 - y0, x1 - x0, gen)
+    image = FourierImage(len(units), c, y1 - y0, x1 - x0, gen, device=dev)
     opt = torch.optim.Adam(image.params(), lr=s.lr)
-    u = torch.tensor(units)
+    u = torch.tensor(units, device=dev)
 
     def canvas(img: torch.Tensor) -> torch.Tensor:
         return space.to_model(F.pad(img, (x0, w - x1, y0, h - y1), value=0.5))
@@ -151,4 +161,4 @@ def _fourier(model: nn.Module, path: str, module: nn.Module, units: list[int], s
         opt.step()
     with torch.no_grad():
         display = image.image()
-    return display.numpy().astype(np.float32), torch.stack(trace, 1).numpy().astype(np.float32)
+    return display.cpu().numpy().astype(np.float32), torch.stack(trace, 1).cpu().numpy().astype(np.float32)

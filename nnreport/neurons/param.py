@@ -32,7 +32,8 @@ class InputSpace:
 
     def _ms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shape = (1, -1) + (1,) * (x.dim() - 2)
-        return (torch.tensor(self.mean, dtype=x.dtype).view(shape), torch.tensor(self.std, dtype=x.dtype).view(shape))
+        return (torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(shape),
+                torch.tensor(self.std, dtype=x.dtype, device=x.device).view(shape))
 
     def to_model(self, display: torch.Tensor) -> torch.Tensor:
         if self.mean is not None and self.std is not None and display.dim() == 4:
@@ -52,14 +53,14 @@ class FourierImage:
     """(N, C, H, W) images in [0, 1] from a 1/f-scaled spectrum (plus colour decorrelation for RGB)."""
 
     def __init__(self, n: int, c: int, h: int, w: int, generator: torch.Generator, sd: float = 0.01,
-                 decay_power: float = 1.0) -> None:
+                 decay_power: float = 1.0, device: torch.device | str = "cpu") -> None:
         fy = torch.fft.fftfreq(h)[:, None]
         fx = torch.fft.rfftfreq(w)[None, :]
         freqs = torch.sqrt(fx * fx + fy * fy)
-        self.scale = 1.0 / torch.clamp(freqs, min=1.0 / max(h, w)) ** decay_power
+        self.scale = (1.0 / torch.clamp(freqs, min=1.0 / max(h, w)) ** decay_power).to(device)
         self.shape = (h, w)
         self.c = c
-        self.spectrum = (torch.randn((n, c, h, w // 2 + 1, 2), generator=generator) * sd).requires_grad_(True)
+        self.spectrum = (torch.randn((n, c, h, w // 2 + 1, 2), generator=generator) * sd).to(device).requires_grad_(True)
 
     def params(self) -> list[torch.Tensor]:
         return [self.spectrum]
@@ -68,7 +69,7 @@ class FourierImage:
         spec = torch.view_as_complex(self.spectrum) * self.scale
         img = torch.fft.irfft2(spec, s=self.shape, norm="ortho") / 4.0
         if self.c == 3:
-            img = torch.einsum("nchw,dc->ndhw", img, _COLOUR_SQRT)
+            img = torch.einsum("nchw,dc->ndhw", img, _COLOUR_SQRT.to(img.device))
         return torch.sigmoid(img)
 
 
@@ -77,7 +78,7 @@ def random_affine(x: torch.Tensor, generator: torch.Generator, jitter: float, sc
     """Shift by up to `jitter` pixels, scale by 1 ± `scale`, rotate by ± `rotate_deg`, per image, in one
     resampling (reflected edges)."""
     n, _, h, w = x.shape
-    u = torch.rand((n, 4), generator=generator) * 2 - 1
+    u = (torch.rand((n, 4), generator=generator) * 2 - 1).to(x.device)
     angle = u[:, 0] * math.radians(rotate_deg)
     s = 1.0 + u[:, 1] * scale
     tx, ty = u[:, 2] * 2 * jitter / w, u[:, 3] * 2 * jitter / h

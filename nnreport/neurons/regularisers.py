@@ -51,7 +51,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of (N, C, H, W) images, channel by channel, with reflected edges."""
     if sigma <= 0:
         return x
-    k = gaussian_kernel(sigma).to(x.dtype)
+    k = gaussian_kernel(sigma).to(x.device, x.dtype)
     r = len(k) // 2
     c = x.shape[1]
     mode = "reflect" if min(x.shape[-2:]) > r else "replicate"

@@ -106,7 +106,7 @@ def choose_pair(model: nn.Module, base: torch.Tensor, lo: np.ndarray, hi: np.nda
         if i == j:
             raise Skipped(f"the playground needs two different features, got {names[i]!r} twice")
         return i, j
-    steps = torch.linspace(0, 1, 32)
+    steps = torch.linspace(0, 1, 32, device=base.device)
     spread = []
     for f in range(len(names)):
         x = base.repeat(len(steps), 1)
@@ -203,14 +203,14 @@ def _run(ctx: Context, config: PlaygroundConfig) -> PlaygroundResult:
         notes.append(f"no data given: the plane spans ±{config.extent:g} on each axis")
     model = ctx.model
     with scoped.eval_mode(model), torch.no_grad():
-        fi, fj = choose_pair(model, torch.from_numpy(base)[None], lo, hi, names, config)
+        fi, fj = choose_pair(model, ctx.tensor(base)[None], lo, hi, names, config)
         if n_features > 2:
             others = [names[k] for k in range(n_features) if k not in (fi, fj)]
             held = "held at 0" if data is None else "held at their training median"
             notes.append(f"the plane spans {names[fi]} × {names[fj]}; {', '.join(others)} {held}")
         xs = np.linspace(lo[fi], hi[fi], config.grid, dtype=np.float32)
         ys = np.linspace(lo[fj], hi[fj], config.grid, dtype=np.float32)
-        grid = _plane(base, fi, fj, xs, ys)
+        grid = ctx.to_device(_plane(base, fi, fj, xs, ys))
         states, labels, history, snap_notes = _states(ctx, config)
         notes += snap_notes
         frames = []
@@ -258,31 +258,31 @@ def _evaluate(model: nn.Module, grid: torch.Tensor, ctx: Context, config: Playgr
     first_w = None
     if chain:
         w = trace.calls[chain[0]].module.weight.detach()
-        first_w = w[:, [fi, fj]].numpy()
+        first_w = w[:, [fi, fj]].cpu().numpy()
     for depth, idx in enumerate(chain[1:], start=1):
         prev = trace.calls[chain[depth - 1]]
         act = trace.calls[idx].input
-        columns.append((f"hidden {depth}", prev.path, act.T.reshape(-1, g, g).numpy()))
-        weights.append(first_w if depth == 1 else trace.calls[chain[depth - 1]].module.weight.detach().numpy())
+        columns.append((f"hidden {depth}", prev.path, act.T.reshape(-1, g, g).cpu().numpy()))
+        weights.append(first_w if depth == 1 else trace.calls[chain[depth - 1]].module.weight.detach().cpu().numpy())
         biases.append(_bias(prev.module))
     out = trace.output
-    columns.append(("output", trace.calls[chain[-1]].path if ends else "", out.T.reshape(-1, g, g).numpy()))
+    columns.append(("output", trace.calls[chain[-1]].path if ends else "", out.T.reshape(-1, g, g).cpu().numpy()))
     if ends:
         last = trace.calls[chain[-1]].module
-        weights.append(first_w if len(chain) == 1 else last.weight.detach().numpy())
+        weights.append(first_w if len(chain) == 1 else last.weight.detach().cpu().numpy())
         biases.append(_bias(last))
     else:
         weights.append(None)
         biases.append(None)
     if out.shape[1] > 1:
-        decision, kind = torch.softmax(out, 1).T.reshape(-1, g, g).numpy(), "softmax"
+        decision, kind = torch.softmax(out, 1).T.reshape(-1, g, g).cpu().numpy(), "softmax"
     else:
-        decision, kind = out.T.reshape(1, g, g).numpy(), "value"
+        decision, kind = out.T.reshape(1, g, g).cpu().numpy(), "value"
     return Frame(columns, weights, biases, decision, kind, _losses(model, ctx) if kind == "softmax" else None)
 
 
 def _bias(module: nn.Linear) -> np.ndarray | None:
-    return None if module.bias is None else module.bias.detach().numpy().copy()
+    return None if module.bias is None else module.bias.detach().cpu().numpy().copy()
 
 
 def _losses(model: nn.Module, ctx: Context) -> tuple[float, float, float, float] | None:
@@ -291,8 +291,8 @@ def _losses(model: nn.Module, ctx: Context) -> tuple[float, float, float, float]
         return None
     values = []
     for x, y in ((data.x_train, data.y_train), (data.x_test, data.y_test)):
-        out = primary_output(model(torch.from_numpy(np.ascontiguousarray(x)))).reshape(len(x), -1)
-        target = torch.from_numpy(np.asarray(y)).long()
+        out = primary_output(model(ctx.tensor(x))).reshape(len(x), -1)
+        target = ctx.tensor(np.asarray(y)).long()
         if int(target.max()) >= out.shape[1]:
             return None
         values += [float(nn.functional.cross_entropy(out, target)), float((out.argmax(1) == target).float().mean())]

@@ -40,28 +40,44 @@ if TYPE_CHECKING:
 __all__ = ["attribute", "explain", "prepare"]
 
 
-def prepare(model: nn.Module, example: torch.Tensor) -> Any:
-    """The canonical private copy of `model` that the methods run on (reuse it across calls)."""
+def prepare(model: nn.Module, example: torch.Tensor, device: str | None = None) -> Any:
+    """The canonical private copy of `model` that the methods run on (reuse it across calls), on `device`
+    (None: where the model is)."""
+    from nnreport.device import model_device, same_device
     from nnreport.relevance.lrp.canonizers import canonicalize
 
-    return canonicalize(model, (example[:1],))
+    if device is not None and not same_device(model_device(model), device):
+        import copy
+
+        model = copy.deepcopy(model).to(device)  # moved once; the caller's model stays where it is
+    return canonicalize(model, (example[:1].to(device or model_device(model)),))
 
 
-def explain(model: nn.Module | Any, inputs: Any, target: Any = None, method: str = "lrp", **options: Any) -> Any:
+def explain(model: nn.Module | Any, inputs: Any, target: Any = None, method: str = "lrp", *,
+            device: str | None = None, **options: Any) -> Any:
     """Like `attribute`, but returns the full Explanation (relevance tensor, scores, LRP audit and notes)."""
     import numpy as np
     import torch
 
+    from nnreport.device import model_device, resolve_device
     from nnreport.relevance.lrp.canonizers import Canonical
     from nnreport.relevance.methods import explain as run
 
     x = torch.as_tensor(np.asarray(inputs) if not isinstance(inputs, torch.Tensor) else inputs).detach()
     if not x.is_floating_point() and x.dtype not in (torch.int64, torch.int32):
         raise TypeError("attribution needs floating-point inputs or integer token ids")
-    canon = model if isinstance(model, Canonical) else prepare(model, x)
+    if isinstance(model, Canonical):
+        canon = model
+        x = x.to(model_device(canon.model))
+    else:
+        # The canonical copy is private, so it can be moved without touching the caller's model.
+        x = x.to(resolve_device(device) if device is not None else model_device(model))
+        canon = prepare(model, x, device=str(x.device))
     return run(canon, x, target, method, **options)
 
 
-def attribute(model: nn.Module, inputs: Any, target: Any = None, method: str = "lrp", **options: Any) -> np.ndarray:
-    """Relevance of each input element for `target`, as a numpy array shaped like `inputs`."""
-    return explain(model, inputs, target, method, **options).relevance.detach().cpu().numpy()
+def attribute(model: nn.Module, inputs: Any, target: Any = None, method: str = "lrp", *, device: str | None = None,
+              **options: Any) -> np.ndarray:
+    """Relevance of each input element for `target`, as a numpy array shaped like `inputs`. `device`:
+    auto, cpu, cuda, cuda:N or mps (default: where the model is)."""
+    return explain(model, inputs, target, method, device=device, **options).relevance.detach().cpu().numpy()

@@ -74,13 +74,15 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
     """The analysis (the inspector runs small models on one thread: see scoped.small_model_threads)."""
     import torch
 
+    from nnreport import distributed
     from nnreport.relevance import prepare
     from nnreport.relevance.methods import NotApplicable, explain, resolve_target
 
     x_np, labels, data = _inputs(ctx)
-    # Only the samples used are read (streamed data decodes nothing else), from the first max_samples.
+    # Only the samples used are read (streamed data decodes nothing else), from the first max_samples; the
+    # rows used are moved to the analysis device.
     n_all = min(len(x_np), ctx.config.max_samples) if data is not None else len(x_np)
-    x_first = torch.from_numpy(np.ascontiguousarray(x_np[:2]))
+    x_first = ctx.tensor(x_np[:2])
     try:
         canon = prepare(ctx.model, x_first[:1])
     except ValueError as exc:
@@ -93,7 +95,7 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
     mask_idx = list(range(min(config.mask_samples, n_all))) if has_masks else []
     batch_idx = sorted(set(rows) | set(pert_idx) | set(mask_idx))
     where = {i: k for k, i in enumerate(batch_idx)}
-    x = torch.from_numpy(np.ascontiguousarray(x_np[np.asarray(batch_idx, dtype=np.int64)]))
+    x = ctx.tensor(x_np[np.asarray(batch_idx, dtype=np.int64)])
     target = resolve_target(canon, x, None)
     low, high = (data.value_range() if data is not None else (float(x.min()), float(x.max())))
     seed = ctx.config.seed
@@ -107,28 +109,36 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
     scores = None
     lrp_notes: dict[str, tuple[str, ...]] = {}
     explain(canon, x[:1], target[:1], "input_x_gradient")  # warm-up, so that the first method's time is not inflated
-    for i, key in enumerate(keys):
-        rep.step(i, steps_total, f"relevance: {key}")
+
+    def one(key: str) -> tuple[MethodResult, np.ndarray | None, np.ndarray | None]:
+        """One method's record, maps and scores (None when it did not run)."""
+        rep.step(keys.index(key), steps_total, f"relevance: {key}")
         record = RECORDS[key]
         options = record.options(config, setting)
         settings = record.settings(options)
         start = time.perf_counter()
         try:
-            e = explain(canon, x, target, record.method, **asdict(options))
+            e = explain(canon, x, target, record.method, memory_budget=ctx.memory_budget, **asdict(options))
         except NotApplicable as exc:
-            infos.append(MethodResult(key, record.title, record.signed, settings, skipped=str(exc)))
-            continue
+            return MethodResult(key, record.title, record.signed, settings, skipped=str(exc)), None, None
         except Exception as exc:  # noqa: BLE001 - one failing method must not sink the page
-            infos.append(MethodResult(key, record.title, record.signed, settings,
-                                      skipped=f"failed: {type(exc).__name__}: {exc}"))
-            continue
+            return MethodResult(key, record.title, record.signed, settings,
+                                skipped=f"failed: {type(exc).__name__}: {exc}"), None, None
         elapsed = (time.perf_counter() - start) / len(x)
-        maps[key] = e.relevance.detach().numpy().astype(np.float32)
-        scores = e.scores.numpy() if scores is None else scores
-        notes_k = tuple(e.notes) + ((_gap_note(maps[key], e.scores.numpy()),) if key in TRANSFORMER_METHODS else ())
-        lrp_notes[key] = notes_k
-        infos.append(MethodResult(key, record.title, record.signed, settings, notes=notes_k,
-                                  seconds_per_sample=round(elapsed, 6) if ctx.config.timings else None))
+        m = e.relevance.detach().cpu().numpy().astype(np.float32)
+        s = e.scores.detach().cpu().numpy()
+        notes_k = tuple(e.notes) + ((_gap_note(m, s),) if key in TRANSFORMER_METHODS else ())
+        info = MethodResult(key, record.title, record.signed, settings, notes=notes_k,
+                            seconds_per_sample=round(elapsed, 6) if ctx.config.timings else None)
+        return info, m, s
+
+    # Under torchrun the methods are shared out over the processes; every process gets all maps.
+    for info, m, s in distributed.map_shared(one, list(keys)):
+        infos.append(info)
+        if m is not None:
+            maps[info.key] = m
+            scores = s if scores is None else scores
+            lrp_notes[info.key] = info.notes
     if scores is None:
         raise Skipped("no relevance method applies to this model: "
                       + "; ".join(f"{m.title}: {m.skipped}" for m in infos))
@@ -156,7 +166,7 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
         from nnreport.context import primary_output
 
         out = primary_output(canon.model(x[grid]))
-        preds = out.argmax(1).numpy() if out.dim() == 2 and out.shape[1] > 1 else np.zeros(len(grid), dtype=np.int64)
+        preds = out.argmax(1).cpu().numpy() if out.dim() == 2 and out.shape[1] > 1 else np.zeros(len(grid), dtype=np.int64)
     names = (tuple(ctx.class_names) if ctx.class_names else
              tuple(data.class_names) if data is not None and data.class_names else tuple(str(c) for c in range(n_classes)))
     feature_names = (tuple(data.feature_names) if data is not None and data.feature_names
@@ -166,7 +176,7 @@ def run(ctx: Context, config: RelevanceConfig) -> RelevanceResult:
         inputs=np.asarray(shown, dtype=np.float32),
         labels=None if labels is None else np.asarray(labels)[rows].astype(np.int64),
         predictions=preds.astype(np.int64),
-        targets=target[grid].numpy().astype(np.int64),
+        targets=target[grid].cpu().numpy().astype(np.int64),
         class_names=names,
         feature_names=feature_names if kind == "vector" else (),
         methods=tuple(infos),
@@ -187,15 +197,15 @@ def _grid_map(m: np.ndarray, kind: str) -> np.ndarray:
     return (m.sum(1) if m.ndim == 4 else m).astype(np.float32)
 
 
-def _score_fn(canon: Any) -> Any:
+def _score_fn(canon: Any, ctx: Context) -> Any:
     import torch
 
     from nnreport.context import primary_output
     from nnreport.relevance.methods import select
 
     def score(batch: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return select(primary_output(canon.model(batch)), t)
+        with torch.no_grad(), ctx.autocast():
+            return select(primary_output(canon.model(batch)).float(), t)
 
     return score
 
@@ -236,17 +246,18 @@ def _perturbation(ctx: Context, canon: Any, x: torch.Tensor, target: torch.Tenso
     rng = ctx.rng("relevance-perturbation")
     # token ids: a deleted token becomes the pad id
     fill = P.replacement_values(xs, config.replacement, low, high, rng) if pad is None else torch.full_like(xs, pad)
-    score = _score_fn(canon)
+    score = _score_fn(canon, ctx)
     steps, per_step = P.schedule(count, config.steps, config.min_removed)
+    batch = ctx.batch_size(256)
     randoms = [P.perturbation_curve(score, xs, ts, np.stack([rng.permutation(count) for _ in idx]), ids, steps, fill,
-                                    per_step=per_step)
+                                    batch, per_step=per_step)
                for _ in range(max(1, config.random_orderings))]
     curves = []
     for i, (key, m) in enumerate(maps.items()):
         rep.step(done + i, total, f"relevance: region perturbation ({key})")
         morf, lerf = P.orderings(m[idx], ids, count)
-        a = P.perturbation_curve(score, xs, ts, morf, ids, steps, fill, per_step=per_step)
-        b = P.perturbation_curve(score, xs, ts, lerf, ids, steps, fill, per_step=per_step)
+        a = P.perturbation_curve(score, xs, ts, morf, ids, steps, fill, batch, per_step=per_step)
+        b = P.perturbation_curve(score, xs, ts, lerf, ids, steps, fill, batch, per_step=per_step)
         curves.append(CurveResult(key, a.drop, b.drop, a.aopc, a.se, b.aopc, b.se))
     random_drop = np.mean([r.drop for r in randoms], axis=0)
     return PerturbationResult(
@@ -277,7 +288,8 @@ def _randomisation(ctx: Context, x: torch.Tensor, target: torch.Tensor, maps: di
         for key in maps:
             record = RECORDS[key]
             try:
-                r = explain(canon, x, target, record.method, **asdict(record.options(config, setting))).relevance.detach().numpy()
+                r = explain(canon, x, target, record.method, memory_budget=ctx.memory_budget,
+                            **asdict(record.options(config, setting))).relevance.detach().cpu().numpy()
             except Exception:  # noqa: BLE001 - recorded as a gap below
                 r = np.full_like(maps[key][idx], np.nan)
             a, b = _as_map(maps[key][idx]), _as_map(r)

@@ -83,8 +83,9 @@ def resolve_target(canon: Canonical, x: torch.Tensor, target: Any) -> torch.Tens
     if target is None:
         with torch.no_grad():
             out = primary_output(canon.model(x))
-        return out.reshape(len(out), -1).argmax(1) if out.dim() > 1 else torch.zeros(len(x), dtype=torch.long)
-    t = torch.as_tensor(target, dtype=torch.long)
+        return out.reshape(len(out), -1).argmax(1) if out.dim() > 1 else torch.zeros(len(x), dtype=torch.long,
+                                                                                     device=x.device)
+    t = torch.as_tensor(target, dtype=torch.long).to(x.device)
     return t.expand(len(x)).clone() if t.dim() == 0 else t.reshape(-1)
 
 
@@ -358,27 +359,17 @@ def lrp_notes(canon: Canonical, audit: engine.Audit, comp: Any) -> list[str]:
 SAVED_BYTES_PER_PASS = 1 << 30
 
 
-def samples_per_pass(canon: Canonical, x: torch.Tensor) -> int:
+def samples_per_pass(canon: Canonical, x: torch.Tensor, budget: int | None = None) -> int:
     """How many inputs one forward + backward may take: the budget over what one sample keeps for backward
-    (measured once per model and input shape)."""
-    import torch
+    (measured once per model and input shape; see nnreport.memory)."""
+    from nnreport.memory import fit, saved_bytes
 
     key = tuple(x.shape[1:])
     known = getattr(canon, "_saved_bytes", {})
     if key not in known:
-        total = [0]
-
-        def pack(t: torch.Tensor) -> torch.Tensor:
-            total[0] += t.numel() * t.element_size()
-            return t
-
-        xin = x[:1].detach().clone()
-        xin.requires_grad_(xin.is_floating_point())
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            canon.model(xin)
-        known[key] = max(total[0], 1)
+        known[key] = max(saved_bytes(canon.model, (x[:1],)), 1)  # token ids: saved_bytes leaves them without grad
         canon._saved_bytes = known  # type: ignore[attr-defined]
-    return max(1, SAVED_BYTES_PER_PASS // known[key])
+    return fit(SAVED_BYTES_PER_PASS if budget is None else budget, known[key], 1 << 30)
 
 
 def explain(canon: Canonical, x: torch.Tensor, target: Any, method: str, **options: Any) -> Explanation:
@@ -394,12 +385,13 @@ def explain(canon: Canonical, x: torch.Tensor, target: Any, method: str, **optio
         raise KeyError(f"unknown attribution method {method!r}; known methods: {', '.join(METHOD_NAMES)}")
     if not x.is_floating_point() and method not in TOKEN_METHODS:
         raise NotApplicable(f"on token ids only {', '.join(TOKEN_METHODS)} apply (at the embedding output)")
+    budget = options.pop("memory_budget", None)  # the report's one memory budget (bytes), not a method option
     opts: Any = make_options(spec.options, method, options)
     if isinstance(opts, LRPOptions):  # the z^B bounds come from the whole batch, before it is split
         opts = replace(opts, low=float(x.min()) if opts.low is None else opts.low,
                        high=float(x.max()) if opts.high is None else opts.high)
     t = resolve_target(canon, x, target)
-    limit = samples_per_pass(canon, x)
+    limit = samples_per_pass(canon, x, budget)  # also Integrated Gradients' and SmoothGrad's expanded batches
     if len(x) <= limit:
         return spec.run(canon, x, t, opts, limit)
     parts = [spec.run(canon, xc, tc, opts, limit) for xc, tc in zip(x.split(limit), t.split(limit), strict=True)]

@@ -51,7 +51,8 @@ def replacement_values(x: torch.Tensor, how: Replacement, low: float, high: floa
     import torch.nn.functional as F
 
     if how == "uniform":
-        return torch.from_numpy(rng.uniform(low, high, size=tuple(x.shape)).astype(np.float32)).to(x.dtype)
+        # Drawn by numpy on the CPU, then moved: the same noise on every device.
+        return torch.from_numpy(rng.uniform(low, high, size=tuple(x.shape)).astype(np.float32)).to(x.device, x.dtype)
     if how == "zero":
         return torch.zeros_like(x)
     if x.dim() != 4:
@@ -81,8 +82,14 @@ CHUNK_BYTES = 64 * 2**20
 def perturbation_curve(score: ScoreFn, x: torch.Tensor, target: torch.Tensor, order: np.ndarray, ids: np.ndarray,
                        steps: int, fill: torch.Tensor, batch: int = 256, per_step: int = 1) -> Curve:
     """Remove `per_step` regions per step in `order` (N, regions); return the mean drop curve and AOPC ± SE.
-    `score(inputs, targets)` gives the explained score per input. The perturbed copies are built chunk by chunk."""
+    `score(inputs, targets)` gives the explained score per input.
+
+    The perturbed inputs (sample i after k steps is row i·(steps+1) + k) are built one chunk at a time (at most
+    `batch` rows and about CHUNK_BYTES), so memory does not grow with samples × steps; under torchrun the
+    chunks are split over the processes."""
     import torch
+
+    from nnreport import distributed
 
     n = len(x)
     steps = min(steps, order.shape[1] // per_step)
@@ -90,15 +97,19 @@ def perturbation_curve(score: ScoreFn, x: torch.Tensor, target: torch.Tensor, or
     rank = np.full(order.shape, steps + 1, dtype=np.int32)
     np.put_along_axis(rank, order[:, :removed], (np.arange(removed) // per_step + 1)[None].repeat(n, 0).astype(np.int32),
                       axis=1)
-    removed_at = torch.from_numpy(rank[:, ids])  # (N, *shape): the step at which each element goes
-    sample = torch.arange(n).repeat_interleave(steps + 1)
-    step = torch.arange(steps + 1).repeat(n)
+    removed_at = torch.from_numpy(rank[:, ids]).to(x.device)  # (N, *shape): the step at which each element goes
+    rows_total = n * (steps + 1)
+    spatial = (1,) * (x.dim() - 1)
     chunk = max(1, min(batch, CHUNK_BYTES // max(1, x[0].numel() * x.element_size())))
-    out = []
-    for i, k in zip(sample.split(chunk), step.split(chunk), strict=True):
-        mask = removed_at[i] <= k.view(-1, *([1] * (x.dim() - 1)))
-        out.append(score(torch.where(mask, fill[i], x[i]), target[i]))
-    scores = torch.cat(out).reshape(n, steps + 1).double().numpy()
+
+    def scores_of(start: int) -> np.ndarray:
+        rows = torch.arange(start, min(start + chunk, rows_total), device=x.device)
+        i, k = rows // (steps + 1), rows % (steps + 1)
+        pert = torch.where(removed_at[i] <= k.view(-1, *spatial), fill[i], x[i])
+        return score(pert, target[i]).double().cpu().numpy()
+
+    out = np.concatenate(distributed.map_shared(scores_of, list(range(0, rows_total, chunk))))
+    scores = out.reshape(n, steps + 1)
     drops = scores[:, :1] - scores
     per_sample = drops.mean(1)
     se = float(per_sample.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
