@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nnreport import Subject
+
 WEIGHTS = Path(__file__).resolve().parent / "weights.pt"
 CLASSES = 4
 
@@ -44,8 +46,8 @@ class ShapesResNet(nn.Module):
         return self.head(self.stages(self.stem(x)))
 
 
-def build() -> nn.Module:
+def build() -> Subject:
     """The trained model (run make.py first if weights.pt is missing)."""
     model = ShapesResNet()
     model.load_state_dict(torch.load(WEIGHTS, map_location="cpu", weights_only=True))
-    return model.eval()
+    return Subject(model.eval(), name="ShapesResNet on 224-px shapes")
