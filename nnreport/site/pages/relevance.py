@@ -234,7 +234,7 @@ def _curves_chart(res: RelevanceResult, titles: dict[str, str], assets: Assets) 
     for order in ("MoRF", "LeRF"):
         values += [{"method": "random", "order": order, "step": k, "drop": float(v)} for k, v in enumerate(p.random)]
     chart = alt.Chart(alt.Data(values=values)).mark_line(point=False).encode(
-        x=alt.X("step:Q", title="regions removed"),
+        x=alt.X("step:Q", title="regions removed" if p.per_step == 1 else f"steps ({p.per_step} regions removed per step)"),
         y=alt.Y("drop:Q", title="mean score drop f(x₀) − f(xₖ)"),
         color=alt.Color("method:N", title="method", scale=alt.Scale(scheme="tableau20")),
         strokeDash=alt.condition("datum.method == 'random'", alt.value([4, 3]), alt.value([1, 0])),
