@@ -98,7 +98,7 @@ def main() -> None:
         t0 = time.perf_counter()
         if "--keep" in sys.argv[1:]:
             data = load_data(str(folder), SEED)
-            acc = evaluate(__import__("model").build(), data.x_test, data.y_test)
+            acc = evaluate(__import__("model").build().model, data.x_test, data.y_test)
             train_s = float("nan")
         else:
             acc = train(folder)
