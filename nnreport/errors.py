@@ -27,9 +27,15 @@ class Skipped(Exception):
     """Raised by an analysis that does not apply to this model or data; the message says why."""
 
 
-def first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException, limit: int = 200) -> str:
     """An exception as one short line, for one-line error messages (a model's sys.exit() named as such)."""
     if isinstance(exc, SystemExit):
         return f"the model called sys.exit({exc.code!r})"
     text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
+def named(exc: BaseException, limit: int = 200) -> str:
+    """`Type: first line` of an exception (just `Type` when it has no message)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:limit]}" if text else type(exc).__name__

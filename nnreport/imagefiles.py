@@ -6,6 +6,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nnreport.errors import named
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -40,17 +42,12 @@ def check_image(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[tuple[int, in
         with im:
             size, mode, fmt = im.size, im.mode, im.format or ""
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise UnreadableImage(f"not a readable image ({_reason(exc)})") from None
+        raise UnreadableImage(f"not a readable image ({named(exc, 80)})") from None
     if size[0] * size[1] > max_pixels:
         raise UnreadableImage(f"{size[0]}×{size[1]} pixels is over the limit of {max_pixels:,}")
     if fmt in _TRAILERS and not _ends_with(path, _TRAILERS[fmt]):
         raise UnreadableImage(f"truncated {fmt} file")
     return size, mode
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0][:80] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _ends_with(path: Path, trailers: tuple[bytes, ...]) -> bool:
@@ -71,7 +68,7 @@ def read_image(path: Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, by our own limit
             im = Image.open(path)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise UnreadableImage(f"not a readable image ({_reason(exc)})") from None
+        raise UnreadableImage(f"not a readable image ({named(exc, 80)})") from None
     try:
         if im.size[0] * im.size[1] > max_pixels:
             raise UnreadableImage(f"{im.size[0]}×{im.size[1]} pixels is over the limit of {max_pixels:,}")

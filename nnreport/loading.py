@@ -18,7 +18,7 @@ import numpy as np
 
 from nnreport.checks import check_data_labels, check_labels
 from nnreport.datasets import Dataset, builtin_names, load_builtin
-from nnreport.errors import SpecError, UsageError, first_line
+from nnreport.errors import SpecError, UsageError, first_line, named
 from nnreport.imagefiles import IMAGE_SUFFIXES
 from nnreport.preprocess import Preprocess
 from nnreport.subject import Subject
@@ -162,8 +162,7 @@ def _load_weights_file(path: Path, factory: str | None, unsafe_pickle: bool, see
         try:
             return Subject(torch.jit.load(str(path), map_location="cpu"), name=path.stem)
         except Exception as exc:  # truncated or corrupt archive
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-            raise SpecError(f"cannot read TorchScript archive {path} ({type(exc).__name__}: {first})") from None
+            raise SpecError(f"cannot read TorchScript archive {path} ({named(exc)})") from None
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -451,8 +450,7 @@ def _from_torch_file(path: Path, seed: int, whole: bool = False) -> Dataset:
     except pickle.UnpicklingError:
         raise SpecError(f"{path} holds pickled objects; save a dict of tensors (x, y) and a list of class names") from None
     except Exception as exc:  # truncated or corrupt: torch raises RuntimeError, EOFError, zipfile errors...
-        raise SpecError(f"cannot read {path} with torch.load (truncated or corrupt: {type(exc).__name__}: "
-                        f"{str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''})") from None
+        raise SpecError(f"cannot read {path} with torch.load (truncated or corrupt: {named(exc, 160)})") from None
     if not isinstance(obj, Mapping):
         raise SpecError(f"{path} must hold a dict with a tensor 'x' (and optionally 'y', 'classes')")
     return _from_mapping(dict(obj), path.stem, seed, whole, str(path))

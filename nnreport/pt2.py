@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from nnreport.errors import SpecError
+from nnreport.errors import SpecError, first_line
 
 MAX_MEMBER_BYTES = 1 << 30  # a pickled member we verify ourselves is read whole: bound it
 MAX_CONFIG_BYTES = 64 << 20
@@ -86,8 +86,7 @@ def _vet_pickle(path: Path, name: str, data: bytes) -> None:
     try:
         torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise _refuse(path, name, f"does not load as plain tensors ({first})") from None
+        raise _refuse(path, name, f"does not load as plain tensors ({first_line(exc, 160)})") from None
 
 
 @contextlib.contextmanager
