@@ -5,6 +5,9 @@ same 256 images (the baseline, measured in the same process just before the repo
     /work/venv-tv/bin/python benchmarks/scale.py [--models resnet18,resnet50,vit_b_16] [--presets quick,standard]
         [--device auto] [--images 256] [--threads 0]
 
+Any torchvision classifier name works in --models (e.g. densenet121, squeezenet1_1, mobilenet_v3_large,
+efficientnet_b0, convnext_tiny, swin_t, vgg11_bn): the analyses that did not run are listed with the reason.
+
 Needs torchvision (kept out of nnreport's dependencies: install it in a separate environment). Each
 (model, preset) runs in its own subprocess, so that its peak memory (ru_maxrss) is its own. Goals from
 issue 11 on a quiet 2-core machine: quick ResNet-18 ≤ 150 s and ≤ 3 GB peak; quick ViT-B/16 ≤ 10 min.
@@ -90,6 +93,7 @@ def one(model_name: str, preset: str, device: str, n: int) -> dict[str, object]:
         "peak_gb": max([round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)]
                        + [v for v in peaks.values() if v is not None]),
         "analyses": {r.name: (r.seconds if r.status == "ok" else r.status) for r in insp.manifest.records},
+        "not_ok": [f"{r.name} {r.status}: {r.message[:300]}" for r in insp.manifest.records if r.status != "ok"],
         "analysis_peak_gb": {r.name: peaks.get(r.title) for r in insp.manifest.records},
         "plan": lines,
     }
@@ -154,6 +158,8 @@ def main() -> None:
                   flush=True)
             print("  peak GB per analysis: " + ", ".join(f"{k} {v}" for k, v in row["analysis_peak_gb"].items()),
                   flush=True)
+            for line in row["not_ok"]:
+                print(f"  {line}", flush=True)
     print(table(rows))
 
 

@@ -496,3 +496,264 @@ class TokenTransformer(nn.Module):
 
 ZOO["vit"] = _build(TinyViT, lambda: _image(3, 16))
 ZOO["token_transformer"] = _build(TokenTransformer, lambda: (torch.randint(0, 20, (2, 8)),))
+
+
+# --- the common image-classifier families, small, written out as torchvision/timm/HF lay them out ---------
+
+class VGGLike(nn.Module):
+    """VGG: conv/ReLU/max-pool features, adaptive average pool, a three-layer MLP with dropout."""
+
+    def __init__(self, classes: int = 4) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+                                      nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2))
+        self.avgpool = nn.AdaptiveAvgPool2d(2)
+        self.classifier = nn.Sequential(nn.Linear(64, 32), nn.ReLU(True), nn.Dropout(), nn.Linear(32, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+class SqueezeLike(nn.Module):
+    """SqueezeNet: no Linear layer; the classifier is a 1x1 convolution, ReLU and pooling, then a flatten."""
+
+    def __init__(self, classes: int = 4) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2), nn.ReLU(inplace=True),
+                                      nn.MaxPool2d(2, ceil_mode=True), nn.Conv2d(16, 16, 1), nn.ReLU(inplace=True))
+        self.classifier = nn.Sequential(nn.Dropout(), nn.Conv2d(16, classes, 1), nn.ReLU(inplace=True),
+                                        nn.AdaptiveAvgPool2d(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.classifier(self.features(x)), 1)
+
+
+class SqueezeFunctional(SqueezeLike):
+    """A conv head pooled by a functional mean: no module's output is the class scores."""
+
+    def __init__(self, classes: int = 4) -> None:
+        super().__init__(classes)
+        self.classifier = nn.Sequential(nn.Dropout(), nn.Conv2d(16, classes, 1), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x)).mean((2, 3))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2: expand (1x1), depthwise 3x3, project (1x1), ReLU6, identity shortcut."""
+
+    def __init__(self, c: int, expand: int = 4) -> None:
+        super().__init__()
+        h = c * expand
+        self.conv = nn.Sequential(nn.Conv2d(c, h, 1, bias=False), nn.BatchNorm2d(h), nn.ReLU6(inplace=True),
+                                  nn.Conv2d(h, h, 3, padding=1, groups=h, bias=False), nn.BatchNorm2d(h),
+                                  nn.ReLU6(inplace=True), nn.Conv2d(h, c, 1, bias=False), nn.BatchNorm2d(c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x)
+
+
+class MobileNetV2Like(nn.Module):
+    """MobileNetV2: features, then a functional global average pool and a dropout + Linear classifier."""
+
+    def __init__(self, classes: int = 4) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU6(inplace=True)),
+            InvertedResidual(8), InvertedResidual(8),
+            nn.Sequential(nn.Conv2d(8, 32, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU6(inplace=True)))
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(32, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.adaptive_avg_pool2d(self.features(x), (1, 1))
+        return self.classifier(torch.flatten(x, 1))
+
+
+class SqueezeExcitation(nn.Module):
+    """EfficientNet's SE: pool, 1x1 conv down, SiLU, 1x1 conv up, sigmoid gate."""
+
+    def __init__(self, c: int, squeeze: int) -> None:
+        super().__init__()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(c, squeeze, 1)
+        self.fc2 = nn.Conv2d(squeeze, c, 1)
+        self.activation = nn.SiLU()
+        self.scale_activation = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(x)))))
+
+
+class MBConv(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        h = 4 * c
+        self.block = nn.Sequential(nn.Conv2d(c, h, 1, bias=False), nn.BatchNorm2d(h), nn.SiLU(),
+                                   nn.Conv2d(h, h, 3, padding=1, groups=h, bias=False), nn.BatchNorm2d(h), nn.SiLU(),
+                                   SqueezeExcitation(h, c // 2), nn.Conv2d(h, c, 1, bias=False), nn.BatchNorm2d(c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+class EfficientNetLike(nn.Module):
+    """EfficientNet: MBConv blocks with squeeze-excitation and SiLU, pool, dropout + Linear."""
+
+    def __init__(self, classes: int = 4) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8), nn.SiLU()),
+            MBConv(8), MBConv(8), nn.Sequential(nn.Conv2d(8, 32, 1, bias=False), nn.BatchNorm2d(32), nn.SiLU()))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(32, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+class Permute(nn.Module):
+    def __init__(self, *dims: int) -> None:
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(*self.dims)
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of an (N, C, H, W) tensor (ConvNeXt's, a LayerNorm subclass)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class CNBlock(nn.Module):
+    """ConvNeXt: depthwise 7x7, then LayerNorm and a Linear-GELU-Linear MLP channels-last, layer scale."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.block = nn.Sequential(nn.Conv2d(c, c, 7, padding=3, groups=c), Permute(0, 2, 3, 1),
+                                   nn.LayerNorm(c, eps=1e-6), nn.Linear(c, 4 * c), nn.GELU(), nn.Linear(4 * c, c),
+                                   Permute(0, 3, 1, 2))
+        self.layer_scale = nn.Parameter(torch.full((c, 1, 1), 0.1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.layer_scale * self.block(x)
+
+
+class ConvNeXtLike(nn.Module):
+    def __init__(self, classes: int = 4) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Sequential(nn.Conv2d(3, 16, 4, 4), LayerNorm2d(16, eps=1e-6)),
+                                      CNBlock(16), CNBlock(16),
+                                      nn.Sequential(LayerNorm2d(16, eps=1e-6), nn.Conv2d(16, 32, 2, 2)), CNBlock(32))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(LayerNorm2d(32, eps=1e-6), nn.Flatten(1), nn.Linear(32, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.avgpool(self.features(x)))
+
+
+class WindowAttention(nn.Module):
+    """Swin's attention within non-overlapping windows, written out: the batch is folded with the windows."""
+
+    def __init__(self, dim: int, heads: int, window: int) -> None:
+        super().__init__()
+        self.heads, self.window = heads, window
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+        self.relative_position_bias = nn.Parameter(torch.zeros(heads, window * window, window * window))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, W, C)
+        b, h, w, c = x.shape
+        s = self.window
+        x = x.view(b, h // s, s, w // s, s, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, s * s, c)
+        q, k, v = self.qkv(x).reshape(x.shape[0], s * s, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        a = ((q @ k.transpose(-2, -1)) * (c // self.heads) ** -0.5 + self.relative_position_bias).softmax(-1)
+        x = self.proj((a @ v).transpose(1, 2).reshape(-1, s * s, c))
+        return x.view(b, h // s, w // s, s, s, c).permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
+
+
+class SwinBlock(nn.Module):
+    def __init__(self, dim: int, heads: int, window: int, shift: int) -> None:
+        super().__init__()
+        self.shift = shift
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim, heads, window)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.norm1(x)
+        if self.shift:
+            y = torch.roll(y, (-self.shift, -self.shift), (1, 2))
+        y = self.attn(y)
+        if self.shift:
+            y = torch.roll(y, (self.shift, self.shift), (1, 2))
+        x = x + y
+        return x + self.mlp(self.norm2(x))
+
+
+class PatchMerging(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(4 * dim)
+        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], -1)
+        return self.reduction(self.norm(x))
+
+
+class SwinLike(nn.Module):
+    """Swin: channels-last (N, H, W, C) stages of shifted-window attention, patch merging, norm, pool, head."""
+
+    def __init__(self, classes: int = 4) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Sequential(nn.Conv2d(3, 16, 4, 4), Permute(0, 2, 3, 1), nn.LayerNorm(16)),
+            SwinBlock(16, 2, 4, 0), SwinBlock(16, 2, 4, 2), PatchMerging(16), SwinBlock(32, 4, 4, 0))
+        self.norm = nn.LayerNorm(32)
+        self.permute = Permute(0, 3, 1, 2)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten(1)
+        self.head = nn.Linear(32, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.flatten(self.avgpool(self.permute(self.norm(self.features(x))))))
+
+
+class TupleOutput(nn.Module):
+    """(logits, embedding), as models that return their features too."""
+
+    def __init__(self, classes: int = 4) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                  nn.Conv2d(8, 16, 3, padding=1), nn.ReLU())
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = torch.flatten(self.pool(self.body(x)), 1)
+        return self.fc(f), f
+
+
+class HFStyleOutput(TupleOutput):
+    """A dict like a Hugging Face ModelOutput, whose last module call (a projection) is not the logits."""
+
+    def __init__(self, classes: int = 4) -> None:
+        super().__init__(classes)
+        self.projection = nn.Linear(16, 8)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        logits, f = super().forward(x)
+        return {"logits": logits, "projection": self.projection(f)}
+
+
+# Image classifiers (3x32x32 inputs, 4 classes) of every common family: every analysis must run on each.
+FAMILIES: dict[str, Callable[[], nn.Module]] = {
+    "resnet": lambda: ResNetLike(classes=4), "densenet": lambda: DenseNetLike(classes=4), "vgg": VGGLike,
+    "squeezenet": SqueezeLike, "squeezenet_functional": SqueezeFunctional, "mobilenet_v2": MobileNetV2Like,
+    "efficientnet": EfficientNetLike, "convnext": ConvNeXtLike, "swin": SwinLike,
+    "vit": lambda: TinyViT(classes=4), "tuple_output": TupleOutput, "dict_output": HFStyleOutput,
+}

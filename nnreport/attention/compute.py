@@ -35,6 +35,15 @@ def as_heads(probs: torch.Tensor, batch: int) -> torch.Tensor | None:
     return None
 
 
+def _unsplit(probs: torch.Tensor, batch: int) -> str:
+    """Why an attention call has no per-sample maps."""
+    if probs.dim() == 4 and probs.shape[0] % batch == 0:
+        windows = probs.shape[0] // batch
+        return (f"it is windowed attention ({probs.shape[0]} = {batch} samples × {windows} windows of "
+                f"{probs.shape[-1]} tokens, as in Swin), whose per-window maps do not form one map per image.")
+    return "its shape does not split into heads."
+
+
 def rollout(layers: list[np.ndarray]) -> np.ndarray | None:
     """Attention rollout (Abnar & Zuidema 2020): Ã = ½·mean over heads + ½·I (the residual), rows renormalised,
     multiplied from the first layer to the last. None unless every layer is square self-attention of one size."""
@@ -132,7 +141,7 @@ def run(ctx: Context, config: AttentionConfig) -> AttentionResult:
         heads = as_heads(probs, len(x))
         if heads is None or heads.shape[-1] > config.max_tokens:
             notes.append(f"Attention call {i + 1} (shape {tuple(probs.shape)}) is not shown: "
-                         + ("too many keys." if heads is not None else "its shape does not split into heads."))
+                         + ("too many keys." if heads is not None else _unsplit(probs, len(x))))
             continue
         layers.append(AttentionLayer(f"attention {i + 1}", int(heads.shape[1]), heads.float().cpu().numpy()))
     if not layers:

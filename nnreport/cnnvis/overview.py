@@ -47,11 +47,21 @@ class Unit:
     spatial: tuple[int, ...] = ()
 
 
-def _units_first(module: nn.Module, out: torch.Tensor) -> torch.Tensor:
-    """(N, units, positions): conv channels are axis 1, linear units the last axis."""
+def _units_first(module: nn.Module, out: torch.Tensor, batch: int) -> torch.Tensor:
+    """(N, units, positions): conv channels are axis 1, linear units the last axis. A layer that runs on
+    the batch folded with another axis (Swin's windows: (N * windows, tokens, C)) has the fold counted
+    among its positions; the caller checks that the leading axis is a multiple of N."""
+    if out.shape[0] != batch:
+        if isinstance(module, nn.Linear):
+            return out.reshape(batch, -1, out.shape[-1]).movedim(-1, 1)
+        return out.reshape(batch, out.shape[0] // batch, *out.shape[1:]).movedim(1, 2).reshape(batch, out.shape[1], -1)
     if isinstance(module, nn.Linear):
         out = out.movedim(-1, 1)
     return out.reshape(out.shape[0], out.shape[1], -1)
+
+
+def _folded(out: torch.Tensor, batch: int) -> bool:
+    return out.shape[0] != batch
 
 
 def collect(model: nn.Module, x: torch.Tensor, batch_size: int) -> list[Unit]:
@@ -61,19 +71,22 @@ def collect(model: nn.Module, x: torch.Tensor, batch_size: int) -> list[Unit]:
 
     layers: dict[int, Unit] = {}
     got: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]] = {}
+    size = [0]  # the current batch's sample count, for layers that fold the batch with windows
 
     def hook(module: nn.Module, args: Any, out: Any) -> None:
         path = layers[id(module)].path
-        if path in got or not isinstance(out, torch.Tensor) or out.dim() < 2:
+        if path in got or not isinstance(out, torch.Tensor) or out.dim() < 2 or out.shape[0] % size[0]:
             return
-        flat = _units_first(module, out.detach()).float()
+        flat = _units_first(module, out.detach(), size[0]).float()
         peak, where = flat.max(2)
-        spatial = () if isinstance(module, nn.Linear) else tuple(out.shape[2:])
+        spatial = () if isinstance(module, nn.Linear) or _folded(out, size[0]) else tuple(out.shape[2:])
         got[path] = (flat.mean(2).cpu().numpy(), peak.cpu().numpy(), where.cpu().numpy(), spatial)
 
     def one(start: int) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]]:
         got.clear()
-        model(x[start:start + batch_size])
+        xb = x[start:start + batch_size]
+        size[0] = len(xb)
+        model(xb)
         return dict(got)
 
     paths = {id(m): name for name, m in model.named_modules()}
@@ -275,7 +288,7 @@ def _edges(ctx: Context, model: nn.Module, x: torch.Tensor, layers: list[Unit], 
         model(x)
         for g in range(len(reps) - 1):
             a, b = layers[reps[g]], layers[reps[g + 1]]
-            sens = _sensitivity(outputs.get(g + 1), leaves.get(g), a, b, clusterings[g + 1].members)
+            sens = _sensitivity(outputs.get(g + 1), leaves.get(g), a, b, clusterings[g + 1].members, len(x))
             if sens is None:
                 notes.append(f"{b.path} does not depend on {a.path}: no edges drawn between them")
                 weights = np.zeros((len(clusterings[g].members), len(clusterings[g + 1].members)), np.float32)
@@ -287,17 +300,17 @@ def _edges(ctx: Context, model: nn.Module, x: torch.Tensor, layers: list[Unit], 
 
 
 def _sensitivity(b_out: torch.Tensor | None, a_leaf: torch.Tensor | None, a: Unit, b: Unit,
-                 targets: list[tuple[int, ...]]) -> list[np.ndarray] | None:
+                 targets: list[tuple[int, ...]], n: int) -> list[np.ndarray] | None:
     """For each target cluster: the mean over samples of d(mean of its units' mean activation)/d(shift of
     each unit of layer a)."""
     if b_out is None or a_leaf is None or not b_out.requires_grad:
         return None
-    bmean = _units_first(b.module, b_out).mean(2)
+    bmean = _units_first(b.module, b_out, n).mean(2)
     result = []
     for members in targets:
         objective = bmean[:, list(members)].mean(1).mean(0)
         (grad,) = torch.autograd.grad(objective, a_leaf, retain_graph=True, allow_unused=True)
         if grad is None:
             return None
-        result.append(_units_first(a.module, grad).sum(2).sum(0).cpu().numpy().astype(np.float64))
+        result.append(_units_first(a.module, grad, n).sum(2).sum(0).cpu().numpy().astype(np.float64))
     return result

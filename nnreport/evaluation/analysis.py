@@ -29,6 +29,7 @@ class Pass:
     outputs: np.ndarray
     features: np.ndarray | None
     layer: str
+    kind: str = "linear"  # or "conv": a model without Linear layers gives its last convolution's pooled input
 
 
 def run(ctx: Context, config: EvaluationConfig) -> EvaluationResult:
@@ -68,8 +69,9 @@ def _regression(y: np.ndarray, pred: np.ndarray, config: EvaluationConfig) -> Ev
 def stream(ctx: Context, x_all: Inputs, n: int, batch_size: int, keep: int,
            first: Callable[[np.ndarray], object] | None = None) -> Pass:
     """Forward the first `n` inputs in batches; keep every output and the input of the last Linear called
-    (the penultimate features) for the first `keep` samples, via a scoped forward pre-hook. `first` sees
-    the first batch's outputs (N, C) and may raise Skipped."""
+    (the penultimate features) for the first `keep` samples, via a scoped forward pre-hook. A model without
+    a Linear layer (SqueezeNet's conv head) gives the input of its last convolution, averaged over positions.
+    `first` sees the first batch's outputs (N, C) and may raise Skipped."""
     import torch
     from torch import nn
 
@@ -80,14 +82,15 @@ def stream(ctx: Context, x_all: Inputs, n: int, batch_size: int, keep: int,
 
     def grab(module: nn.Module, args: Any) -> None:
         if args and isinstance(args[0], torch.Tensor):
-            seen["layer"], seen["input"] = names.get(id(module), type(module).__name__), args[0]
+            kind = "linear" if isinstance(module, nn.Linear) else "conv"
+            seen[kind] = (names.get(id(module), type(module).__name__), args[0])
 
     outputs: list[np.ndarray] = []
     features: list[np.ndarray] = []
-    layer = ""
+    layer, kind = "", "linear"
     with scoped.hooks() as h, scoped.eval_mode(ctx.model), torch.no_grad():
         for m in ctx.model.modules():
-            if isinstance(m, nn.Linear):
+            if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
                 h.forward_pre(m, grab)
         batch_size = ctx.batch_size(batch_size)  # within the report's memory budget
         for start in range(0, n, batch_size):
@@ -99,13 +102,17 @@ def stream(ctx: Context, x_all: Inputs, n: int, batch_size: int, keep: int,
             outputs.append(out.detach().float().reshape(len(x), -1).cpu().numpy())
             if first is not None and start == 0:
                 first(outputs[0])
-            if start < keep and "input" in seen:
-                layer = layer or seen["layer"]
-                feats = seen["input"].detach().float()
+            if start < keep and seen:
+                name, feats = seen.get("linear") or seen["conv"]
+                if not layer:
+                    layer, kind = name, ("linear" if "linear" in seen else "conv")
+                feats = feats.detach().float()
+                if "linear" not in seen and feats.dim() > 2:
+                    feats = feats.flatten(2).mean(2)
                 if feats.shape[0] == len(x):
                     features.append(feats.reshape(len(x), -1)[:keep - start].cpu().numpy())
     usable = features and len({f.shape[1] for f in features}) == 1
-    return Pass(np.concatenate(outputs), np.concatenate(features) if usable else None, layer)
+    return Pass(np.concatenate(outputs), np.concatenate(features) if usable else None, layer, kind)
 
 
 def _check_output(out: torch.Tensor, batch: int) -> None:
@@ -260,14 +267,14 @@ def _embedding(ctx: Context, data: Dataset, config: EvaluationConfig, p: Pass, y
     if config.embedding_samples <= 0:
         return None, "the embedding is turned off ([analyses.evaluation] embedding_samples = 0)"
     if p.features is None:
-        return None, "the model has no Linear layer whose input holds one feature vector per sample"
+        return None, "the model has no Linear or convolution layer whose input holds one feature vector per sample"
     f = p.features
     m = len(f)
     xy, method = E.project(f, ctx.config.seed, config.perplexity, config.tsne_max)
     x = np.asarray(data.x_test[:m])
     thumbs = (E.thumbnails(display(data, x), config.thumbnail) if _input_kind(data, x) == "image"
               else np.zeros((0, 0, 0, 3), np.uint8))
-    return Embedding(layer=p.layer, dimensions=int(f.shape[1]), method=method, indices=np.arange(m, dtype=np.int64),
+    return Embedding(layer=p.layer, kind=p.kind, dimensions=int(f.shape[1]), method=method, indices=np.arange(m, dtype=np.int64),
                      x=xy[:, 0].copy(), y=xy[:, 1].copy(), labels=y[:m].astype(np.int64),
                      predictions=pred[:m].astype(np.int64), confidence=conf[:m].astype(np.float32),
                      thumbnails=thumbs), ""

@@ -100,7 +100,8 @@ class Gallery:
 
 @dataclass(frozen=True)
 class Embedding:
-    """Penultimate-layer features (the input of the last Linear) projected to 2-D."""
+    """Penultimate-layer features (the input of the last Linear; without one, of the last convolution,
+    averaged over positions) projected to 2-D."""
 
     layer: str
     dimensions: int
@@ -112,6 +113,7 @@ class Embedding:
     predictions: np.ndarray
     confidence: np.ndarray
     thumbnails: np.ndarray       # (n, h, w, 3) uint8, or empty for non-image inputs
+    kind: str = "linear"         # "linear", or "conv": the last convolution's input averaged over positions
 
 
 @dataclass(frozen=True)

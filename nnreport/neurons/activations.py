@@ -70,9 +70,11 @@ def _run(ctx: Context, config: ActivationsConfig) -> ActivationsResult:
     kind = input_kind(ctx)
     notes: list[str] = []
     samples, labels = _samples(ctx, config.samples)
+    last_axis = L.channels_last(chosen)
     with torch.no_grad(), scoped.eval_mode(model):
-        outs = L.capture(model, modules, samples)
-    fields = _fields(ctx, modules) if kind == "image" else {}
+        outs = L.capture(model, modules, samples, last_axis=last_axis)
+    # The receptive-field tracker follows (N, C, H, W) tensors; channels-last layers get whole-input crops.
+    fields = {p: f for p, f in _fields(ctx, modules).items() if p not in last_axis} if kind == "image" else {}
     rep.step(1, 3, "streaming the data for top examples")
     streamed, seen, split = _stream(ctx, config, chosen, modules, notes)
     rep.step(2, 3, "cropping top examples")
@@ -90,7 +92,7 @@ def _run(ctx: Context, config: ActivationsConfig) -> ActivationsResult:
         result_layers.append(LayerActivations(
             path=c.path, type=c.type, shape=c.shape, units=c.shape[0], shown=shown, maps=maps.astype(np.float16),
             receptive=tuple((a.size, a.jump, a.start) for a in field) if field else None,
-            dead=dead, saturated=saturated, flag_basis=basis, stats=stats, top=top))
+            dead=dead, saturated=saturated, flag_basis=basis, stats=stats, top=top, channels_last=c.channels_last))
     rep.step(3, 3)
     x0 = samples[0].cpu().numpy()
     data = ctx.data
@@ -137,10 +139,11 @@ def _stream(ctx: Context, config: ActivationsConfig, chosen: list[L.LayerChoice]
     x = head(x, config.max_examples)  # streamed data: still lazy, decoded batch by batch below
     units = {c.path: c.shape[0] for c in chosen}
     size = ctx.batch_size(config.batch_size)
+    last_axis = L.channels_last(chosen)
 
     def reduce(i: int) -> dict[str, Partial]:
         with ctx.autocast():
-            acts = L.capture(ctx.model, modules, (ctx.tensor(x[i * size:(i + 1) * size]),))
+            acts = L.capture(ctx.model, modules, (ctx.tensor(x[i * size:(i + 1) * size]),), last_axis=last_axis)
         return {name: reduce_batch(act, i * size, config.top_k) for name, act in acts.items()}
 
     with torch.no_grad(), scoped.eval_mode(ctx.model):

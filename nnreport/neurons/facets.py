@@ -16,7 +16,7 @@ from nnreport.datasets import Inputs
 from nnreport.errors import Skipped
 from nnreport.neurons.activations import to_display
 from nnreport.neurons.featvis import input_space
-from nnreport.neurons.layers import NotReached, capture, module_map
+from nnreport.neurons.layers import NotReached, capture, display_path, module_map
 from nnreport.neurons.maximise import Settings, maximise
 from nnreport.neurons.regularisers import HYPER_SETS
 from nnreport.neurons.results import ActivationsResult, ClassFacets, Facet, FacetsConfig, FacetsResult
@@ -25,9 +25,10 @@ from nnreport.streaming import subset
 
 def _layers(ctx: Context, acts: ActivationsResult, config: FacetsConfig, classes: int) -> tuple[str, str]:
     out = acts.layers[-1]
-    if out.shape != (classes,):
-        raise Skipped(f"facets explain output classes, but the last layer shown ({out.path}, {out.units} units) "
-                      f"is not the {classes}-class output")
+    # (classes,) or a conv head's pooled (classes, 1, 1): each unit's value is then its class score.
+    if out.shape[0] != classes or any(d != 1 for d in out.shape[1:]):
+        raise Skipped(f"facets explain output classes, but the last layer shown ({display_path(out.path)}, "
+                      f"shape {out.shape}) is not the {classes}-class output")
     if config.layer:
         if config.layer not in dict(ctx.model.named_modules()):
             raise ValueError(f"[analyses.facets] layer: no module {config.layer!r} in the model")

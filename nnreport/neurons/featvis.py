@@ -85,7 +85,7 @@ def run(ctx: Context, config: FeatvisConfig) -> FeatvisResult:
         f = focus(layer, acts.input_shape, config) if acts.input_kind == "image" else None
         try:
             m = maximise(ctx.model, layer.path, modules[layer.path], list(range(layer.shown)), acts.input_shape,
-                         space, how, ctx.generator(f"featvis:{layer.path}"), focus=f)
+                         space, how, ctx.generator(f"featvis:{layer.path}"), focus=f, channels_last=layer.channels_last)
         except NotReached as exc:
             notes.append(f"Layer {exc}: the optimised inputs took another path, so it has no optimised inputs.")
             continue

@@ -11,12 +11,23 @@ from torch import nn
 from nnreport import scoped
 from nnreport.errors import Skipped
 
+# The path of the model's own (primary) output, shown as a last layer when no module's output is it.
+OUTPUT = ""
+# Layers that keep channels on the last axis, (N, H, W, C): linear layers and layer norms applied per position.
+LAST_AXIS = (nn.Linear, nn.LayerNorm, nn.RMSNorm) if hasattr(nn, "RMSNorm") else (nn.Linear, nn.LayerNorm)
+
 
 @dataclass(frozen=True)
 class LayerChoice:
     path: str
     type: str
-    shape: tuple[int, ...]  # one sample's output shape: (F,) or (C, H, W)
+    shape: tuple[int, ...]  # one sample's output shape: (F,) or (C, H, W), channels first
+    # The module gives (N, H, W, C) (Swin's stages, per-position MLPs): captures are permuted to (N, C, H, W).
+    channels_last: bool = False
+
+
+def display_path(path: str) -> str:
+    return path if path != OUTPUT else "(model)"
 
 
 class NotReached(Exception):
@@ -57,10 +68,47 @@ def _trace(model: nn.Module, x: tuple[torch.Tensor, ...]) -> list[tuple[str, nn.
     return [(n, modules[n], outputs.get(n)) for n in entered]
 
 
-def _unit_shape(out: object) -> tuple[int, ...] | None:
+def _unit_shape(out: object, channels_last: bool = False) -> tuple[int, ...] | None:
     if isinstance(out, torch.Tensor) and out.is_floating_point() and out.dim() in (2, 4):
-        return tuple(out.shape[1:])
+        shape = tuple(out.shape[1:])
+        return (shape[2], shape[0], shape[1]) if channels_last else shape
     return None
+
+
+def _channels_last(name: str, calls: list[tuple[str, nn.Module, object]]) -> bool:
+    """Whether a 4-D output keeps its channels on the last axis: the module is (or the last module with
+    weights called inside it is) a per-position linear layer or layer norm whose output has the same
+    shape. ConvNeXt's blocks, which permute back, and LayerNorm2d-style subclasses stay channels first."""
+    by_name = {n: (m, out) for n, m, out in calls}
+    module, out = by_name[name]
+    if not isinstance(out, torch.Tensor) or out.dim() != 4:
+        return False
+    inside = [(m, o) for n, m, o in calls if (n.startswith(name + ".") or name == "") and n != name
+              and any(True for _ in m.parameters(recurse=False))]
+    m, o = (module, out) if not inside else inside[-1]
+    return type(m) in LAST_AXIS and isinstance(o, torch.Tensor) and o.shape == out.shape
+
+
+def _same_values(a: object, b: torch.Tensor) -> bool:
+    return a is b or (isinstance(a, torch.Tensor) and a.numel() == b.numel() and a.shape[0] == b.shape[0]
+                      and a.dtype == b.dtype and torch.equal(a.reshape(b.shape), b))
+
+
+def _output_layer(model: nn.Module, calls: list[tuple[str, nn.Module, object]],
+                  chosen: list[LayerChoice]) -> LayerChoice | None:
+    """The model's primary output as a layer of its own, when it is not the last chosen layer's output
+    (e.g. a functional pooling or a temperature after the last module, or a dict whose logits come earlier)."""
+    from nnreport.context import primary_output
+
+    by_name = {n: out for n, _, out in calls}
+    try:
+        final = primary_output(by_name.get(OUTPUT))
+    except TypeError:
+        return None
+    shape = _unit_shape(final)
+    if shape is None or (chosen and _same_values(by_name[chosen[-1].path], final)):
+        return None
+    return LayerChoice(OUTPUT, "output", shape)
 
 
 def _items(model: nn.Module, calls: list[tuple[str, nn.Module, object]]) -> list[str]:
@@ -99,8 +147,13 @@ def representative(model: nn.Module, x: tuple[torch.Tensor, ...], budget: int) -
             group_shape = shape
         elif shape is not None and shape == group_shape:
             groups[-1] = name  # e.g. the ReLU after a conv: show what the next stage sees
-    chosen = [LayerChoice(n, type(by_name[n][0]).__name__, s) for n in groups
-              if (s := _unit_shape(by_name[n][1])) is not None]
+    chosen = []
+    for n in groups:
+        last = _channels_last(n, calls)
+        if (s := _unit_shape(by_name[n][1], last)) is not None:
+            chosen.append(LayerChoice(n, type(by_name[n][0]).__name__, s, last))
+    if (output := _output_layer(model, calls, chosen)) is not None:
+        chosen.append(output)
     if not chosen:
         raise Skipped("no layer gives a (batch, features) or (batch, channels, height, width) output to show")
     return thin(chosen, budget)
@@ -123,28 +176,49 @@ def named(model: nn.Module, x: tuple[torch.Tensor, ...], paths: Iterable[str]) -
     if missing:
         known = ", ".join(list(n for n in modules if n)[:30])
         raise ValueError(f"[analyses.activations] layers: no module {', '.join(missing)}; modules: {known}")
-    outs = capture(model, {p: modules[p] for p in paths}, x, grad=False)
+    calls = _trace(model, x)
+    outs = {n: out for n, _, out in calls}
     chosen = []
     for p in paths:
-        shape = _unit_shape(outs.get(p))
+        if p not in outs:
+            raise NotReached(f"{p} not called for the example inputs (data-dependent control flow?)")
+        last = _channels_last(p, calls)
+        shape = _unit_shape(outs[p] if p != OUTPUT else _primary(outs[p]), last)
         if shape is None:
             raise ValueError(f"[analyses.activations] layers: {p} does not output a (batch, features) or "
                              "(batch, channels, height, width) float tensor")
-        chosen.append(LayerChoice(p, type(modules[p]).__name__, shape))
+        chosen.append(LayerChoice(p, type(modules[p]).__name__ if p != OUTPUT else "output", shape, last))
     return chosen
 
 
+def _primary(out: object) -> object:
+    from nnreport.context import primary_output
+
+    try:
+        return primary_output(out)
+    except TypeError:
+        return None
+
+
+def channels_last(chosen: Iterable[LayerChoice]) -> frozenset[str]:
+    return frozenset(c.path for c in chosen if c.channels_last)
+
+
 def capture(model: nn.Module, modules: dict[str, nn.Module], x: tuple[torch.Tensor, ...],
-            grad: bool = False, copy: bool = False) -> dict[str, torch.Tensor]:
+            grad: bool = False, copy: bool = False, last_axis: frozenset[str] = frozenset()) -> dict[str, torch.Tensor]:
     """Outputs of `modules` (first call each) for inputs `x`; the forward pass stops once all are seen.
-    The caller puts the model in eval mode (and freezes it when `grad`). Should a later in-place op (e.g.
-    ReLU(inplace=True)) change a captured output, the pass is repeated with copies."""
+    The path OUTPUT ("", the model itself) captures the model's primary output; paths in `last_axis`
+    (channels-last layers) come back as (N, C, H, W). The caller puts the model in eval mode (and freezes
+    it when `grad`). Should a later in-place op (e.g. ReLU(inplace=True)) change a captured output, the pass
+    is repeated with copies."""
     outs: dict[str, torch.Tensor] = {}
     versions: dict[str, int] = {}
     wanted = set(modules)
 
     def make(path: str):  # noqa: ANN202
         def hook(_m: nn.Module, _i: object, out: object) -> None:
+            if path == OUTPUT and not isinstance(out, torch.Tensor):
+                out = _primary(out)
             if path not in outs and isinstance(out, torch.Tensor):
                 outs[path] = out.detach().clone() if copy else out
                 versions[path] = out._version
@@ -163,8 +237,8 @@ def capture(model: nn.Module, modules: dict[str, nn.Module], x: tuple[torch.Tens
     if missing:
         raise NotReached(f"{', '.join(missing)} not called for these inputs (data-dependent control flow?)")
     if not copy and any(outs[p]._version != v for p, v in versions.items()):
-        return capture(model, modules, x, grad, copy=True)
-    return outs
+        return capture(model, modules, x, grad, copy=True, last_axis=last_axis)
+    return {p: t.permute(0, 3, 1, 2) if p in last_axis and t.dim() == 4 else t for p, t in outs.items()}
 
 
 def module_map(model: nn.Module, paths: Iterable[str]) -> dict[str, nn.Module]:

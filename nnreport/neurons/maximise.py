@@ -58,11 +58,12 @@ def unit_values(act: torch.Tensor, units: torch.Tensor, position: tuple[int, ...
 
 def maximise(model: nn.Module, path: str, module: nn.Module, units: list[int], input_shape: tuple[int, ...],
              space: InputSpace, settings: Settings, generator: torch.Generator,
-             init: torch.Tensor | None = None, target_batch: int | None = None, focus: Focus | None = None) -> Maximised:
+             init: torch.Tensor | None = None, target_batch: int | None = None, focus: Focus | None = None,
+             channels_last: bool = False) -> Maximised:
     """Optimise one input per unit of `module`'s output. `init` (model space, (U, *input_shape)) starts
     the pixel-space method from given inputs (e.g. a facet's mean image); else small noise around the
     data's mean. `target_batch` caps how many units share one batch (None: all). `focus`: optimise the unit
-    at one position, and return only its input window."""
+    at one position, and return only its input window. `channels_last`: the module gives (N, H, W, C)."""
     size = target_batch or len(units)
     displays, traces = [], []
     with scoped.eval_mode(model), scoped.frozen(model):
@@ -70,15 +71,15 @@ def maximise(model: nn.Module, path: str, module: nn.Module, units: list[int], i
             chunk = units[start:start + size]
             x0 = init[start:start + size] if init is not None else None
             run = _fourier if settings.method == "fourier" and len(input_shape) == 3 else _pixels
-            d, t = run(model, path, module, chunk, input_shape, space, settings, generator, x0, focus)
+            d, t = run(model, path, module, chunk, input_shape, space, settings, generator, x0, focus, channels_last)
             displays.append(d)
             traces.append(t)
     return Maximised(np.concatenate(displays), np.concatenate(traces))
 
 
 def _objective(model: nn.Module, path: str, module: nn.Module, x: torch.Tensor, units: torch.Tensor,
-               focus: Focus | None = None) -> torch.Tensor:
-    act = capture(model, {path: module}, (x,), grad=True)[path]
+               focus: Focus | None = None, channels_last: bool = False) -> torch.Tensor:
+    act = capture(model, {path: module}, (x,), grad=True, last_axis=frozenset({path} if channels_last else ()))[path]
     return unit_values(act, units, focus.position if focus is not None else None)
 
 
@@ -91,7 +92,7 @@ def _crop(x: torch.Tensor, focus: Focus | None) -> torch.Tensor:
 
 def _pixels(model: nn.Module, path: str, module: nn.Module, units: list[int], shape: tuple[int, ...],
             space: InputSpace, s: Settings, gen: torch.Generator, x0: torch.Tensor | None,
-            focus: Focus | None = None) -> tuple[np.ndarray, np.ndarray]:
+            focus: Focus | None = None, channels_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Yosinski et al.: gradient ascent in input space, x <- r(x + lr * g), clipped to the value range."""
     hyper = s.hyper or Hyper(0.0, 0.0, 0, 0.0, 0.0)
     dev = _device(model)
@@ -104,7 +105,7 @@ def _pixels(model: nn.Module, path: str, module: nn.Module, units: list[int], sh
     trace = []
     for step in range(s.steps + 1):
         x.requires_grad_(True)
-        value = _objective(model, path, module, x, u, focus)
+        value = _objective(model, path, module, x, u, focus, channels_last)
         trace.append(value.detach())
         if step == s.steps:
             break
@@ -136,7 +137,7 @@ def _as_pixels(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
 
 def _fourier(model: nn.Module, path: str, module: nn.Module, units: list[int], shape: tuple[int, ...],
              space: InputSpace, s: Settings, gen: torch.Generator, _x0: torch.Tensor | None,
-             focus: Focus | None = None) -> tuple[np.ndarray, np.ndarray]:
+             focus: Focus | None = None, channels_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Olah et al.: Adam on a decorrelated Fourier parameterisation, through random jitter/scale/rotation.
     With a focus only the window is parameterised, on a mid-grey canvas."""
     c, h, w = shape
@@ -152,12 +153,12 @@ def _fourier(model: nn.Module, path: str, module: nn.Module, units: list[int], s
     trace = []
     for step in range(s.steps + 1):
         with torch.no_grad():
-            trace.append(_objective(model, path, module, canvas(image.image()), u, focus))
+            trace.append(_objective(model, path, module, canvas(image.image()), u, focus, channels_last))
         if step == s.steps:
             break
         opt.zero_grad()
         x = random_affine(image.image(), gen, s.jitter, s.scale, s.rotate_deg)
-        (-_objective(model, path, module, canvas(x), u, focus).sum()).backward()
+        (-_objective(model, path, module, canvas(x), u, focus, channels_last).sum()).backward()
         opt.step()
     with torch.no_grad():
         display = image.image()

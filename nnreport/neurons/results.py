@@ -80,6 +80,8 @@ class LayerActivations:
     flag_basis: str  # what dead/saturated mean for this layer, for the reader
     stats: UnitStats | None
     top: TopExamples | None
+    # The module gives (N, H, W, C); `shape`, `maps` and every capture are channels first.
+    channels_last: bool = False
 
 
 @dataclass(frozen=True)

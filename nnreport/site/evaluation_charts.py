@@ -201,8 +201,7 @@ def embedding_chart(e: Embedding, names: tuple[str, ...], assets: Assets) -> Cha
         tooltip=tip,
     ).properties(width=520, height=420, title="Penultimate-layer embedding")
     return assets.chart(chart, "Embedding of the test samples", (
-        f"{len(e.x):,} test samples: the input of the last Linear layer ({e.layer or 'unnamed'}, {e.dimensions:,} "
-        f"features) projected by {e.method}. Colour: true class; crosses: mistakes. Hover a point for "
+        f"{len(e.x):,} test samples: {_features(e)} ({e.dimensions:,} features), projected by {e.method}. Colour: true class; crosses: mistakes. Hover a point for "
         f"{'its thumbnail, ' if thumbs is not None else ''}its prediction and confidence. The axes of t-SNE have no units."))
 
 
@@ -253,3 +252,10 @@ def regression_charts(r: Regression, assets: Assets) -> tuple[ChartRef, ChartRef
     n = len(finite)
     return (assets.chart(scatter, "Predicted against true values", f"{n:,} test samples; dashed: perfect predictions."),
             assets.chart(resid, "Residuals against predictions", f"{n:,} test samples; dashed: no error."))
+
+
+def _features(e: Embedding) -> str:
+    name = e.layer or "unnamed"
+    if e.kind == "conv":
+        return f"the input of the last convolution ({name}), averaged over positions (the model has no Linear layer)"
+    return f"the input of the last Linear layer ({name})"
