@@ -164,9 +164,35 @@ def test_first_layer_patches_are_its_receptive_field() -> None:
     model = nn.Sequential(conv, nn.ReLU()).eval()
     x = torch.randn(2, 1, 10, 10)
     unit = Unit("0", conv, [], [], [np.array([[44, 0], [0, 99]])], (10, 10))
-    boxes = _boxes(model, x, [unit], [(0, 0, 0), (0, 1, 1)])
+    boxes = _boxes(model, x, [unit], [(0, 0, 0), (0, 1, 1)], chunk=2)
     assert boxes[0] == (3, 6, 3, 6)  # position 44 = (4, 4): rows and columns 3..5
     assert boxes[1] == (8, 10, 8, 10)  # position 99 = (9, 9): cut by the border
+    assert _boxes(model, x, [unit], [(0, 0, 0), (0, 1, 1)], chunk=1) == boxes  # batched within the memory budget
+
+
+def test_patches_and_edges_are_the_same_in_small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tight memory budget splits the gradient passes (patch boxes, cluster edges) into batches: the result
+    is the same up to float summation order."""
+    from nnreport.cnnvis import overview
+
+    passes: list[int] = []
+    real = overview._gradient_mass
+    monkeypatch.setattr(overview, "_gradient_mass", lambda *a: passes.append(len(a[4])) or real(*a))
+    torch.manual_seed(0)
+    model, _ = ZOO["tiny_cnn"]()
+    data = _synthetic((1, 16, 16), kind="image")
+    wide = api.inspect(model, data, _config()).result("cnnvis")
+    assert len(passes) == 1
+    tight = api.inspect(model, data, ReportConfig(preset="quick", cache=False, only=("cnnvis",),
+                                                  memory_budget="64KB")).result("cnnvis")
+    assert len(passes) > 2 and max(passes[1:]) < passes[0]
+    assert len(wide.edges) == len(tight.edges) > 0
+    for a, b in zip(wide.edges, tight.edges, strict=True):
+        np.testing.assert_allclose(a.weights, b.weights, rtol=1e-4, atol=1e-6)
+    for ga, gb in zip(wide.groups, tight.groups, strict=True):
+        assert [c.patch_sources for c in ga.clusters] == [c.patch_sources for c in gb.clusters]
+        for ca, cb in zip(ga.clusters, gb.clusters, strict=True):
+            assert ca.patches is not None and cb.patches is not None and np.array_equal(ca.patches, cb.patches)
 
 
 def test_unlabelled_data_uses_kmeans_clusters() -> None:

@@ -208,47 +208,55 @@ def _patches(ctx: Context, model: nn.Module, x: torch.Tensor, layers: list[Unit]
     if not images:
         return [[(None, tuple(src)) for src in per_layer] for per_layer in sources]
     rows = [(g, u, s) for g, per_layer in enumerate(sources) for src in per_layer for u, s in src]
-    boxes = _boxes(model, x, [layers[r] for r in reps], rows)
+    boxes = _boxes(model, x, [layers[r] for r in reps], rows, ctx.batch_size(len(rows), backward=True))
     display = data.to_display(x[[s for _, _, s in rows]].cpu().numpy())  # type: ignore[union-attr]
     tiles = iter(_crop(display[k], box, config.patch) for k, box in enumerate(boxes))
     return [[(np.stack([next(tiles) for _ in src]), tuple(src)) for src in per_layer] for per_layer in sources]
 
 
-def _boxes(model: nn.Module, x: torch.Tensor, units: list[Unit], rows: list[tuple[int, int, int]]) -> list[tuple[int, int, int, int]]:
+def _boxes(model: nn.Module, x: torch.Tensor, units: list[Unit], rows: list[tuple[int, int, int]],
+           chunk: int) -> list[tuple[int, int, int, int]]:
     """The input box (top, bottom, left, right) that each (layer, unit, sample) peak depends on: where the
-    gradient of the unit's peak activation is non-zero. One batched pass for all layers (each row of the
-    batch feeds only its own layer's objective; eval-mode samples are independent)."""
+    gradient of the unit's peak activation is non-zero. Batched passes of at most `chunk` rows (the memory
+    budget's forward + backward size) for all layers at once (each row of a batch feeds only its own layer's
+    objective; eval-mode samples are independent)."""
     h, w = x.shape[2], x.shape[3]
     spatial = [g for g, unit in enumerate(units) if not isinstance(unit.module, nn.Linear) and len(unit.spatial) == 2]
     picked = [k for k, (g, _, _) in enumerate(rows) if g in spatial]
     boxes = [(0, h, 0, w)] * len(rows)
-    if not picked:
-        return boxes
-    batch = x[[rows[k][2] for k in picked]].clone().requires_grad_(True)
+    where = {g: np.concatenate(units[g].where) for g in spatial}
+    for start in range(0, len(picked), max(1, chunk)):
+        part = picked[start:start + max(1, chunk)]
+        mass = _gradient_mass(model, x, units, rows, part, spatial, where)
+        for i, k in enumerate(part):
+            top = mass[i].max()
+            ys, xs = np.nonzero(mass[i] > top * 1e-6) if top > 0 else ((), ())
+            if len(ys):
+                boxes[k] = (int(min(ys)), int(max(ys)) + 1, int(min(xs)), int(max(xs)) + 1)
+    return boxes
+
+
+def _gradient_mass(model: nn.Module, x: torch.Tensor, units: list[Unit], rows: list[tuple[int, int, int]],
+                   part: list[int], spatial: list[int], where: dict[int, np.ndarray]) -> np.ndarray:
+    """|d peak / d input| summed over channels, (len(part), H, W), for one batch of rows."""
+    batch = x[[rows[k][2] for k in part]].clone().requires_grad_(True)
     captured: dict[int, torch.Tensor] = {}
     index = {id(units[g].module): g for g in spatial}
-    where = {g: np.concatenate(units[g].where) for g in spatial}
 
     def hook(module: nn.Module, args: Any, out: Any) -> None:
         captured.setdefault(index[id(module)], out)
 
     with scoped.hooks() as hs, scoped.frozen(model), torch.enable_grad():
-        for g in spatial:
+        for g in {rows[k][0] for k in part}:
             hs.forward(units[g].module, hook)
         model(batch)
         picks = []
-        for i, k in enumerate(picked):
+        for i, k in enumerate(part):
             g, u, s = rows[k]
-            flat = captured[g].reshape(len(picked), captured[g].shape[1], -1)
+            flat = captured[g].reshape(len(part), captured[g].shape[1], -1)
             picks.append(flat[i, u, int(where[g][s, u])])
         (grad,) = torch.autograd.grad(torch.stack(picks).sum(), batch)
-    mass = grad.abs().sum(1).cpu().numpy()
-    for i, k in enumerate(picked):
-        top = mass[i].max()
-        ys, xs = np.nonzero(mass[i] > top * 1e-6) if top > 0 else ((), ())
-        if len(ys):
-            boxes[k] = (int(min(ys)), int(max(ys)) + 1, int(min(xs)), int(max(xs)) + 1)
-    return boxes
+    return grad.abs().sum(1).cpu().numpy()
 
 
 def _crop(image: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:
@@ -281,21 +289,38 @@ def _edges(ctx: Context, model: nn.Module, x: torch.Tensor, layers: list[Unit], 
         leaves[g] = out.detach().requires_grad_(True)
         return leaves[g].clone()  # a non-leaf, so that in-place activations downstream stay legal
 
-    result = []
+    # Forward + backward in batches within the memory budget; the per-batch means are weighted by batch size.
+    chunk = max(1, ctx.batch_size(len(x), backward=True))
+    totals: list[list[np.ndarray] | None] = [[] for _ in range(len(reps) - 1)]
     with scoped.hooks() as hs, scoped.frozen(model), torch.enable_grad():
         for r in reps:
             hs.forward(layers[r].module, hook)
-        model(x)
-        for g in range(len(reps) - 1):
-            a, b = layers[reps[g]], layers[reps[g + 1]]
-            sens = _sensitivity(outputs.get(g + 1), leaves.get(g), a, b, clusterings[g + 1].members, len(x))
-            if sens is None:
-                notes.append(f"{b.path} does not depend on {a.path}: no edges drawn between them")
-                weights = np.zeros((len(clusterings[g].members), len(clusterings[g + 1].members)), np.float32)
-            else:
-                weights = np.array([[sens[j][list(members)].mean() for j in range(len(sens))]
-                                    for members in clusterings[g].members], np.float32)
-            result.append(ClusterEdges(g, g + 1, weights))
+        for start in range(0, len(x), chunk):
+            xb = x[start:start + chunk]
+            outputs.clear()
+            leaves.clear()
+            model(xb)
+            for g in range(len(reps) - 1):
+                a, b = layers[reps[g]], layers[reps[g + 1]]
+                sens = _sensitivity(outputs.get(g + 1), leaves.get(g), a, b, clusterings[g + 1].members, len(xb))
+                before = totals[g]
+                if sens is None or before is None:
+                    totals[g] = None
+                    continue
+                part = [v * (len(xb) / len(x)) for v in sens]
+                totals[g] = part if not before else [t + v for t, v in zip(before, part, strict=True)]
+            outputs.clear()
+            leaves.clear()
+    result = []
+    for g, sens_total in enumerate(totals):
+        a, b = layers[reps[g]], layers[reps[g + 1]]
+        if not sens_total:
+            notes.append(f"{b.path} does not depend on {a.path}: no edges drawn between them")
+            weights = np.zeros((len(clusterings[g].members), len(clusterings[g + 1].members)), np.float32)
+        else:
+            weights = np.array([[sens_total[j][list(members)].mean() for j in range(len(sens_total))]
+                                for members in clusterings[g].members], np.float32)
+        result.append(ClusterEdges(g, g + 1, weights))
     return result
 
 
