@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnreport import distributed
 from nnreport.context import Context
 from nnreport.errors import Skipped
-from nnreport.neurons.layers import NotReached, module_map
+from nnreport.neurons.layers import NotReached, display_path, module_map
 from nnreport.neurons.maximise import Focus, Settings, maximise
 from nnreport.neurons.param import InputSpace
 from nnreport.neurons.regularisers import HYPER_SETS
@@ -78,20 +79,26 @@ def run(ctx: Context, config: FeatvisConfig) -> FeatvisResult:
     space = input_space(ctx, config.value_range, config.mean, config.std)
     modules = module_map(ctx.model, [layer.path for layer in acts.layers])
     rep = ctx.stage()
-    out, notes = [], []
     how = settings(config, acts.input_shape)
-    for i, layer in enumerate(acts.layers):
-        rep.step(i, len(acts.layers), layer.path)
+
+    def one(i: int) -> LayerFeatvis | str:
+        """One layer's optimised inputs (or why it has none). Each layer draws from its own generator, so
+        under torchrun the layers are shared out over the processes with the same result."""
+        layer = acts.layers[i]
+        rep.step(i, len(acts.layers), display_path(layer.path))
         f = focus(layer, acts.input_shape, config) if acts.input_kind == "image" else None
         try:
             m = maximise(ctx.model, layer.path, modules[layer.path], list(range(layer.shown)), acts.input_shape,
                          space, how, ctx.generator(f"featvis:{layer.path}"), focus=f, channels_last=layer.channels_last)
         except NotReached as exc:
-            notes.append(f"Layer {exc}: the optimised inputs took another path, so it has no optimised inputs.")
-            continue
+            return f"Layer {exc}: the optimised inputs took another path, so it has no optimised inputs."
         field = tuple(a[0] for a in layer.receptive) if f is not None and layer.receptive is not None else ()
-        out.append(LayerFeatvis(layer.path, layer.shown, m.display.astype(np.float16), m.trace,
-                                f.window if f is not None else (), field))
+        return LayerFeatvis(layer.path, layer.shown, m.display.astype(np.float16), m.trace,
+                            f.window if f is not None else (), field)
+
+    done = distributed.map_shared(one, list(range(len(acts.layers))))
+    out = [r for r in done if isinstance(r, LayerFeatvis)]
+    notes = [r for r in done if isinstance(r, str)]
     rep.step(len(acts.layers), len(acts.layers))
     if not out:
         raise Skipped(" ".join(notes))
