@@ -33,7 +33,8 @@ BUDGET_SECONDS: dict[str, float | None] = {"quick": 120.0, "standard": 600.0, "t
 # Share of the budget each analysis may take when the whole report does not fit (renormalised over the
 # analyses that run). The landscape and relevance maps are the two that grow with the model.
 SHARES: dict[str, float] = {"summary": 0.04, "landscape": 0.3, "relevance": 0.3, "activations": 0.1,
-                            "featvis": 0.08, "facets": 0.06, "cnnvis": 0.1, "graph": 0.01, "playground": 0.01}
+                            "featvis": 0.08, "facets": 0.06, "cnnvis": 0.1, "evaluation": 0.06, "graph": 0.01,
+                            "playground": 0.01}
 
 
 @dataclass(frozen=True)
@@ -82,17 +83,33 @@ Estimator = Callable[[dict[str, Any], Timing, "DataSize"], float]
 
 @dataclass(frozen=True)
 class DataSize:
-    test: int
+    test: int  # test samples the per-sample analyses may take (capped by the config's max_samples)
     train: int
     image_side: int  # shorter side of image inputs (0 for other inputs)
     checkpoints: int
+    whole_test: int = 0  # the whole test split, which summary accuracy and the evaluation stream over (0: `test`)
+
+    @property
+    def streamed(self) -> int:
+        return max(self.whole_test, self.test)
 
 
 # ---- estimates (seconds) from an analysis's settings -------------------------------------------------
 
 
 def _summary(v: dict[str, Any], t: Timing, d: DataSize) -> float:
-    return t.forward * min(v["max_eval_samples"], d.test)
+    return t.forward * min(v["max_eval_samples"], d.streamed)
+
+
+# t-SNE of the evaluation's embedding on the CPU (scikit-learn, one thread), seconds per point: measured on
+# this project's 2-core machine at 300 and 1000 points of 512 features (1.9 and 9.1 s, other jobs running).
+TSNE_SECONDS_PER_POINT = 0.009
+
+
+def _evaluation(v: dict[str, Any], t: Timing, d: DataSize) -> float:
+    n = min(v["max_samples"], d.streamed)
+    gallery = 2 * v["gallery"] * 2 * t.backward if v["maps"] else 0.0  # mistakes and hits, one LRP pass each
+    return t.forward * n + TSNE_SECONDS_PER_POINT * min(v["embedding_samples"], n) + gallery
 
 
 def _landscape(v: dict[str, Any], t: Timing, d: DataSize) -> float:
@@ -141,10 +158,11 @@ def _relevance(v: dict[str, Any], t: Timing, d: DataSize) -> float:
 
 ESTIMATORS: dict[str, Estimator] = {"summary": _summary, "landscape": _landscape, "activations": _activations,
                                     "featvis": _featvis, "facets": _facets, "cnnvis": _cnnvis,
-                                    "relevance": _relevance}
+                                    "relevance": _relevance, "evaluation": _evaluation}
 # Settings the plan may shrink, with the smallest value it goes to.
 KNOBS: dict[str, tuple[tuple[str, int], ...]] = {
     "summary": (("max_eval_samples", 64),),
+    "evaluation": (("max_samples", 256), ("embedding_samples", 100), ("gallery", 2)),
     "landscape": (("steps", 5), ("samples", 16), ("slice_steps", 9), ("interpolation_steps", 7),
                   ("trajectory_steps", 5), ("lanczos_iterations", 4), ("hessian_samples", 8),
                   ("sharpness_map_steps", 0)),
@@ -299,7 +317,8 @@ def data_size(ctx: Context) -> DataSize:
     side = int(min(x.shape[-2:])) if x.dim() == 4 else 0
     if data is None:
         return DataSize(len(x), 0, side, len(ctx.checkpoints))
-    return DataSize(min(len(data.x_test), ctx.config.max_samples), len(data.x_train), side, len(ctx.checkpoints))
+    return DataSize(min(len(data.x_test), ctx.config.max_samples), len(data.x_train), side, len(ctx.checkpoints),
+                    len(data.x_test))
 
 
 def time_plan(ctx: Context, specs: Sequence[Planned], timing: Timing | None = None) -> BudgetPlan:

@@ -243,6 +243,23 @@ def test_shrink_respects_floors_and_the_budget() -> None:
     assert floor["steps"] == values["steps"] and floor["samples"] == 16
 
 
+def test_the_plan_sizes_summary_and_evaluation_by_the_whole_test_split() -> None:
+    """Both stream the whole test split (not the 512 samples of the per-sample analyses): a 10,000-image test
+    set at 50 ms a forward pass is 500 s each, so the quick plan cuts them."""
+    from nnreport.analyses.summary import SummaryConfig
+    from nnreport.evaluation.config import EvaluationConfig
+
+    t = planning.Timing(0.05, 0.15)
+    size = planning.DataSize(test=512, train=50_000, image_side=224, checkpoints=0, whole_test=10_000)
+    evaluation = dataclasses.asdict(EvaluationConfig())
+    assert planning.ESTIMATORS["evaluation"](evaluation, t, size) > 500
+    assert planning.ESTIMATORS["summary"](dataclasses.asdict(SummaryConfig()), t, size) == pytest.approx(500)
+    new = planning.shrink("evaluation", evaluation, set(), t, size, 30.0)
+    assert planning.ESTIMATORS["evaluation"](new, t, size) <= 30.0 and new["max_samples"] < 600
+    kept = planning.shrink("evaluation", evaluation, {"max_samples"}, t, size, 30.0)
+    assert kept["max_samples"] == 10_000  # the user's own setting wins
+
+
 def test_build_plan_prints_the_plan_and_writes_nothing(tmp_path: Path) -> None:
     done = _cli("build", "tests/models.py:TinyCNN", "--data", "digits", "--preset", "quick", "--plan",
                 "--out", str(tmp_path / "r"))
