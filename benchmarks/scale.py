@@ -158,6 +158,7 @@ def main() -> None:
                   flush=True)
             print("  peak GB per analysis: " + ", ".join(f"{k} {v}" for k, v in row["analysis_peak_gb"].items()),
                   flush=True)
+            print("  seconds per analysis: " + ", ".join(f"{k} {v}" for k, v in row["analyses"].items()), flush=True)
             for line in row["not_ok"]:
                 print(f"  {line}", flush=True)
     print(table(rows))
