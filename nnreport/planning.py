@@ -209,6 +209,7 @@ def _greedy(name: str, values: dict[str, Any], fixed: set[str], timing: Timing, 
     values = dict(values)
     while est(values, timing, size) > seconds:
         best: tuple[float, str, int] | None = None
+        idle: tuple[str, int] | None = None  # a cut that saves nothing yet (e.g. 128 samples of 64)
         for knob, floor in KNOBS[name]:
             if knob in fixed or knob not in values or values[knob] <= floor:
                 continue
@@ -217,9 +218,14 @@ def _greedy(name: str, values: dict[str, Any], fixed: set[str], timing: Timing, 
                 / WEIGHTS.get((name, knob), 1.0)
             if saved > 0 and (best is None or saved > best[0]):
                 best = (saved, knob, cut)
-        if best is None:
+            elif saved <= 0 and idle is None:
+                idle = (knob, cut)
+        if best is not None:
+            values[best[1]] = best[2]
+        elif idle is not None:
+            values[idle[0]] = idle[1]  # below the data's size, its next cuts save time
+        else:
             break
-        values[best[1]] = best[2]
     return values
 
 

@@ -243,6 +243,21 @@ def test_shrink_respects_floors_and_the_budget() -> None:
     assert floor["steps"] == values["steps"] and floor["samples"] == 16
 
 
+def test_a_setting_above_the_data_size_is_still_cut() -> None:
+    """128 landscape samples of a 64-sample data set: its first cut (to 89) saves nothing, but the plan must
+    go on below 64 instead of stopping with the grid at its floor (ConvNeXt-T's quick plan at 224 px kept
+    128 samples that way: 304 s estimated for a 36 s share)."""
+    from nnreport.analyses.landscape import LandscapeConfig
+
+    t = planning.Timing(0.125, 0.5)
+    size = planning.DataSize(test=64, train=64, image_side=224, checkpoints=0)
+    values = {**dataclasses.asdict(LandscapeConfig()), **LandscapeConfig.PRESETS["quick"]}
+    new = planning.shrink("landscape", values, set(), t, size, 36.0)
+    assert new["samples"] < 64 and new["hessian_samples"] < 64
+    assert planning.ESTIMATORS["landscape"](new, t, size) < planning.ESTIMATORS["landscape"](
+        {**values, "steps": 5, "slice_steps": 9, "lanczos_iterations": 4}, t, size) / 2
+
+
 def test_the_plan_sizes_summary_and_evaluation_by_the_whole_test_split() -> None:
     """Both stream the whole test split (not the 512 samples of the per-sample analyses): a 10,000-image test
     set at 50 ms a forward pass is 500 s each, so the quick plan cuts them."""
