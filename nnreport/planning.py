@@ -125,8 +125,10 @@ def _activations(v: dict[str, Any], t: Timing, d: DataSize) -> float:
 
 
 def _featvis(v: dict[str, Any], t: Timing, d: DataSize) -> float:
-    # One input per analysed unit (the activations analysis's max_units × max_layers, when it runs).
-    return t.backward * v["steps"] * v.get("_units", 64)
+    # One input per optimised unit: max_units (else the activations analysis's units per layer) × layers.
+    per_layer = v.get("_per_layer", 32)
+    units = min(v["max_units"], per_layer) if v["max_units"] > 0 else per_layer
+    return t.backward * v["steps"] * units * v.get("_layers", 2)
 
 
 def _facets(v: dict[str, Any], t: Timing, d: DataSize) -> float:
@@ -167,7 +169,7 @@ KNOBS: dict[str, tuple[tuple[str, int], ...]] = {
                   ("trajectory_steps", 5), ("lanczos_iterations", 4), ("hessian_samples", 8),
                   ("sharpness_map_steps", 0)),
     "activations": (("max_examples", 64),),
-    "featvis": (("steps", 4),),
+    "featvis": (("steps", 4), ("max_units", 6)),
     "facets": (("per_class", 10), ("steps", 4), ("max_classes", 2)),
     "cnnvis": (("samples", 64), ("edge_samples", 16)),
     "relevance": (("perturbation_samples", 4), ("steps", 4), ("ig_steps", 4), ("smoothgrad_samples", 2),
@@ -352,7 +354,10 @@ def time_plan(ctx: Context, specs: Sequence[Planned], timing: Timing | None = No
             base[spec.name] = (dataclasses.asdict(cfg), set(ctx.config.analyses.get(spec.name, {})))
     if "featvis" in base and "activations" in base:
         acts = base["activations"][0]
-        base["featvis"][0]["_units"] = acts["max_units"] * acts["max_layers"]
+        featvis = base["featvis"][0]
+        featvis["_per_layer"], featvis["_layers"] = acts["max_units"], acts["max_layers"]
+        if featvis["max_units"] <= 0:
+            featvis["max_units"] = acts["max_units"]  # "every unit shown", as a number the plan can cut
     estimates = {n: ESTIMATORS[n](v, timing, size) for n, (v, _f) in base.items()}
     if sum(estimates.values()) <= budget:
         return BudgetPlan(preset, ctx.device, budget, timing)

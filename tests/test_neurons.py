@@ -424,3 +424,18 @@ def test_pages_in_the_browser(digits_insp, tmp_path: Path, browser) -> None:
     text = (single / "report.html").read_text()
     assert 'href="#units-L0-u0"' in text and 'id="units-L0-u0"' in text
     assert_clean(visit(browser, single / "report.html"))
+
+
+def test_featvis_max_units_optimises_the_first_units_of_each_layer() -> None:
+    from nnreport import api
+
+    from models import TinyCNN
+
+    torch.manual_seed(0)
+    insp = api.inspect(TinyCNN().eval(), "digits", ReportConfig(
+        preset="quick", cache=False, only=("activations", "featvis"),
+        analyses={"featvis": {"max_units": 2, "steps": 2}}))
+    fv, acts = insp.require("featvis", FeatvisResult), insp.require("activations", ActivationsResult)
+    assert [lf.units for lf in fv.layers] == [min(2, layer.shown) for layer in acts.layers]
+    assert all(len(lf.images) == lf.units for lf in fv.layers)
+    assert "first 2 units of each layer" in fv.note

@@ -243,6 +243,19 @@ def test_shrink_respects_floors_and_the_budget() -> None:
     assert floor["steps"] == values["steps"] and floor["samples"] == 16
 
 
+def test_the_plan_optimises_fewer_units_before_it_cuts_steps_to_noise() -> None:
+    """ResNet-50 on 2 cores (0.5 s a forward + backward): 160 units × 48 steps is an hour. Steps are valued
+    most (4 steps barely leave the starting noise), so the plan optimises fewer units per layer first."""
+    from nnreport.neurons.results import FeatvisConfig
+
+    t = planning.Timing(0.125, 0.5)
+    size = planning.DataSize(test=512, train=1000, image_side=224, checkpoints=0)
+    values = {**dataclasses.asdict(FeatvisConfig()), "max_units": 32, "_per_layer": 32, "_layers": 5}
+    new = planning.shrink("featvis", values, set(), t, size, 240.0)
+    assert planning.ESTIMATORS["featvis"](new, t, size) <= 240.0
+    assert new["max_units"] < 32 and new["steps"] >= 16
+
+
 def test_a_setting_above_the_data_size_is_still_cut() -> None:
     """128 landscape samples of a 64-sample data set: its first cut (to 89) saves nothing, but the plan must
     go on below 64 instead of stopping with the grid at its floor (ConvNeXt-T's quick plan at 224 px kept

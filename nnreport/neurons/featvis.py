@@ -81,6 +81,9 @@ def run(ctx: Context, config: FeatvisConfig) -> FeatvisResult:
     rep = ctx.stage()
     how = settings(config, acts.input_shape)
 
+    def units(shown: int) -> int:
+        return min(shown, config.max_units) if config.max_units > 0 else shown
+
     def one(i: int) -> LayerFeatvis | str:
         """One layer's optimised inputs (or why it has none). Each layer draws from its own generator, so
         under torchrun the layers are shared out over the processes with the same result."""
@@ -88,12 +91,12 @@ def run(ctx: Context, config: FeatvisConfig) -> FeatvisResult:
         rep.step(i, len(acts.layers), display_path(layer.path))
         f = focus(layer, acts.input_shape, config) if acts.input_kind == "image" else None
         try:
-            m = maximise(ctx.model, layer.path, modules[layer.path], list(range(layer.shown)), acts.input_shape,
+            m = maximise(ctx.model, layer.path, modules[layer.path], list(range(units(layer.shown))), acts.input_shape,
                          space, how, ctx.generator(f"featvis:{layer.path}"), focus=f, channels_last=layer.channels_last)
         except NotReached as exc:
             return f"Layer {exc}: the optimised inputs took another path, so it has no optimised inputs."
         field = tuple(a[0] for a in layer.receptive) if f is not None and layer.receptive is not None else ()
-        return LayerFeatvis(layer.path, layer.shown, m.display.astype(np.float16), m.trace,
+        return LayerFeatvis(layer.path, units(layer.shown), m.display.astype(np.float16), m.trace,
                             f.window if f is not None else (), field)
 
     done = distributed.map_shared(one, list(range(len(acts.layers))))
@@ -102,6 +105,9 @@ def run(ctx: Context, config: FeatvisConfig) -> FeatvisResult:
     rep.step(len(acts.layers), len(acts.layers))
     if not out:
         raise Skipped(" ".join(notes))
+    if any(units(layer.shown) < layer.shown for layer in acts.layers):
+        notes.append(f"Optimised inputs for the first {config.max_units} units of each layer (max_units); the "
+                     "other units show their top examples only.")
     if how.method == "fourier" and acts.input_kind != "image":
         notes.append("The Fourier parameterisation applies to images only; feature vectors were optimised in input space.")
     note = " ".join(notes)

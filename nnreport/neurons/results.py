@@ -107,6 +107,8 @@ class FeatvisConfig:
     method: Method = "auto"
     hyper: HyperSet = "yosinski3"
     steps: int = 48
+    # Optimise the first this many units of each layer (0: every unit the activations analysis shows).
+    max_units: int = 0
     # Units whose receptive field is smaller than the input are optimised at the centre position only and
     # shown as their field plus this fraction of it on every side (0 < margin); "whole": never crop.
     field_margin: float = 0.25
