@@ -112,8 +112,9 @@ def run(ctx: Context, config: LandscapeConfig) -> LandscapeResult:
     progress = Progress(ctx, total)
     settings = (f"{config.batchnorm}|{config.samples}|{len(batches.x[0]) if batches.x else 0}|{config.recompute_samples}"
                 f"|{ctx.precision}")
-    home = state_space(model)
-    with scoped.eval_mode(model), scoped.restored_parameters(model):
+    # One copy of the trained values serves the sweeps (space.base), the way home and the final restore.
+    home = state_space(model, space)
+    with scoped.eval_mode(model), scoped.restored_parameters(model, zip(home.tensors, home.base, strict=True)):
         ev = Evaluator(model, space, dirs, batches, None, config.batchnorm, bn)
         loss, acc = sweep(ev, plane_pts, ctx.scratch, sweep_key("plane", plane_pts, dirs, settings),
                           progress.part("random plane"))
@@ -150,16 +151,26 @@ def _go_home(home: Space) -> None:
 
 
 def _directions(space: Space, dirs: list[list[torch.Tensor]], config: LandscapeConfig, seed: int) -> Directions:
+    import torch
+
     moved = [i for i, d in enumerate(dirs[0]) if bool(d.any())]
-    vecs = np.stack([flatten([d[i] for i in moved]) for d in dirs]).astype(np.float16)
-    a, b = vecs.astype(np.float64)
-    cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))) if a.any() and b.any() else 0.0
+    count = sum(dirs[0][i].numel() for i in moved)
+    vecs = None
+    if len(dirs) * count <= config.store_directions_max:
+        vecs = np.stack([flatten([d[i] for i in moved]) for d in dirs]).astype(np.float16)
+    # The cosine of the stored (float16) directions in float64, tensor by tensor: for a large model the
+    # whole float64 vectors would take 16 bytes per parameter.
+    dot = sq_a = sq_b = torch.zeros((), dtype=torch.float64)
+    for i in moved:
+        a, b = (d[i].detach().reshape(-1).half().double().cpu() for d in dirs)
+        dot, sq_a, sq_b = dot + a @ b, sq_a + a @ a, sq_b + b @ b
+    cos = float(dot / (sq_a.sqrt() * sq_b.sqrt())) if float(sq_a) > 0 and float(sq_b) > 0 else 0.0
     return Directions(
         normalisation=config.normalisation, include_bias_bn=config.include_bias_bn, seed=seed,
-        total_params=space.size, moved_params=int(vecs.shape[1]),
+        total_params=space.size, moved_params=count,
         moved_tensors=tuple(space.names[i] for i in moved),
         fixed_tensors=tuple(n for i, n in enumerate(space.names) if i not in set(moved)),
-        vectors=vecs if vecs.size <= config.store_directions_max else None, cosine=round(cos, 6))
+        vectors=vecs, cosine=round(cos, 6))
 
 
 def _shape(plane: Surface) -> Shape:
