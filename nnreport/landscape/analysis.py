@@ -104,41 +104,52 @@ def run(ctx: Context, config: LandscapeConfig) -> LandscapeResult:
         assert by is not None  # require_labels above: both splits have labels
         bn = make_batches(bx, by, ctx.batch_size(config.batch_size), ctx.autocast)
     notes: list[str] = []
-    coords = symmetric_coords(config.span, config.steps)
-    plane_pts = grid_points(coords, coords)
     checkpoints = _usable_checkpoints(ctx, space, notes)
-    total = len(plane_pts) + config.slice_steps + (config.interpolation_steps if checkpoints else 0) \
+    total = config.steps ** 2 + config.slice_steps + (config.interpolation_steps if checkpoints else 0) \
         + (config.trajectory_steps ** 2 if len(checkpoints) >= 2 else 0)
     progress = Progress(ctx, total)
     settings = (f"{config.batchnorm}|{config.samples}|{len(batches.x[0]) if batches.x else 0}|{config.recompute_samples}"
                 f"|{ctx.precision}")
     # One copy of the trained values serves the sweeps (space.base), the way home and the final restore.
     home = state_space(model, space)
+    summary = _directions(space, dirs, config, seed)
     with scoped.eval_mode(model), scoped.restored_parameters(model, zip(home.tensors, home.base, strict=True)):
-        ev = Evaluator(model, space, dirs, batches, None, config.batchnorm, bn)
-        loss, acc = sweep(ev, plane_pts, ctx.scratch, sweep_key("plane", plane_pts, dirs, settings),
-                          progress.part("random plane"))
-        plane = Surface(coords, coords.copy(), loss.reshape(len(coords), -1), acc.reshape(len(coords), -1))
-        slice_ = None
-        if config.slice_steps > 0:
-            t = symmetric_coords(config.span, config.slice_steps)
-            ev1 = Evaluator(model, space, dirs[:1], batches, None, config.batchnorm, bn)
-            sl, sa = sweep(ev1, t[:, None], ctx.scratch, sweep_key("slice", t[:, None], dirs[:1], settings),
-                           progress.part("1-D slice"))
-            slice_ = Curve(t, sl, sa, "direction 1")
+        plane, slice_ = _plane_and_slice(ctx, config, space, dirs, batches, bn, progress, settings)
         _go_home(home)
         interp = _interpolation(ctx, config, checkpoints, batches, bn, progress, settings, notes)
         _go_home(home)
         traj = _trajectory(ctx, config, space, checkpoints, batches, bn, progress, settings, notes)
         _go_home(home)
-        sharp = _sharpness(ctx, config, space, ev, dirs, notes)
+        # Only the sharpness map needs the directions: without it, they (two vectors the size of the model)
+        # are freed before the Hessian, the analysis's largest stage.
+        map_dirs = dirs if config.sharpness_map_steps > 0 else None
+        del dirs
+        sharp = _sharpness(ctx, config, space, map_dirs, notes)
     rep = ctx.stage()
     rep.step(total, total, "done")
     return LandscapeResult(
-        directions=_directions(space, dirs, config, seed),
-        plane=plane, shape=_shape(plane), samples=batches.count, batchnorm=config.batchnorm,
+        directions=summary, plane=plane, shape=_shape(plane), samples=batches.count, batchnorm=config.batchnorm,
         span=config.span, steps=config.steps, slice=slice_, interpolation=interp, trajectory=traj,
         sharpness=sharp, notes=tuple(notes))
+
+
+def _plane_and_slice(ctx: Context, config: LandscapeConfig, space: Space, dirs: list[list[torch.Tensor]],
+                     batches: Batches, bn: Batches | None, progress: Progress, settings: str
+                     ) -> tuple[Surface, Curve | None]:
+    """The random plane and the 1-D slice along its first direction."""
+    coords = symmetric_coords(config.span, config.steps)
+    plane_pts = grid_points(coords, coords)
+    ev = Evaluator(ctx.model, space, dirs, batches, None, config.batchnorm, bn)
+    loss, acc = sweep(ev, plane_pts, ctx.scratch, sweep_key("plane", plane_pts, dirs, settings),
+                      progress.part("random plane"))
+    plane = Surface(coords, coords.copy(), loss.reshape(len(coords), -1), acc.reshape(len(coords), -1))
+    if config.slice_steps <= 0:
+        return plane, None
+    t = symmetric_coords(config.span, config.slice_steps)
+    ev1 = Evaluator(ctx.model, space, dirs[:1], batches, None, config.batchnorm, bn)
+    sl, sa = sweep(ev1, t[:, None], ctx.scratch, sweep_key("slice", t[:, None], dirs[:1], settings),
+                   progress.part("1-D slice"))
+    return plane, Curve(t, sl, sa, "direction 1")
 
 
 def _go_home(home: Space) -> None:
@@ -254,8 +265,9 @@ def _axis(values: np.ndarray, steps: int) -> np.ndarray:
     return (first + np.arange(steps)) * step
 
 
-def _sharpness(ctx: Context, config: LandscapeConfig, space: Space, plane_ev: Evaluator,
-               dirs: list[list[torch.Tensor]], notes: list[str]) -> Sharpness | None:
+def _sharpness(ctx: Context, config: LandscapeConfig, space: Space, dirs: list[list[torch.Tensor]] | None,
+               notes: list[str]) -> Sharpness | None:
+    """Sharpness at the trained weights (where the model is on entry); with `dirs`, the map over their plane."""
     if config.hessian_eigenvalues <= 0:
         return None
     from nnreport import scoped
@@ -268,14 +280,13 @@ def _sharpness(ctx: Context, config: LandscapeConfig, space: Space, plane_ev: Ev
     batches = make_batches(x, y, max(1, ctx.batch_size(config.batch_size, backward=True) // 3))
     params = space.tensors
     gen = ctx.generator("landscape-lanczos")
-    plane_ev.set_point((0.0, 0.0))
     try:
         iterations = _lanczos_iterations(ctx, config, params, notes)
         with scoped.frozen(ctx.model, True):
             ritz = sharpness(ctx.model, params, batches, iterations, gen)
             smap = None
-            if config.sharpness_map_steps > 0:
-                smap = _sharpness_map(ctx, config, plane_ev, batches, params, gen)
+            if config.sharpness_map_steps > 0 and dirs is not None:
+                smap = _sharpness_map(ctx, config, Evaluator(ctx.model, space, dirs, batches), batches, params, gen)
     except RuntimeError as exc:  # e.g. an operation without a second derivative
         notes.append(f"Sharpness left out: Hessian-vector products failed ({exc}).")
         return None
