@@ -48,19 +48,27 @@ class LiveBytes(TorchDispatchMode):
 
 
 def test_lanczos_holds_its_basis_and_one_float64_vector() -> None:
-    """A model-sized (float32) basis vector per iteration and the float64 w: nothing else model-sized. The
-    whole-vector arithmetic it replaced (float64 copies of each basis vector, w - αq - βq' and w - (w·b) b
-    making new vectors) held about four more float64 vectors at once: 3.5 GB more on ViT-B/16."""
+    """A model-sized (float32) basis vector per iteration and the float64 w: nothing else model-sized, and the
+    last HVP runs beside one basis vector (it needs α alone). The whole-vector arithmetic it replaced (float64
+    copies of each basis vector, w - αq - βq' and w - (w·b) b making new vectors) held about four more
+    float64 vectors at once: 3.5 GB more on ViT-B/16."""
     n, m = 3 * LARGE_BASIS, 4  # float32 basis, several slices
     diag = torch.linspace(-1.0, 2.0, n, dtype=torch.float64)
+    held = []
 
     def hvp(v: torch.Tensor) -> torch.Tensor:
+        scratch = torch.ones(2 * n, dtype=torch.float64)  # an HVP's own working memory (gradients and so on)
+        held.append(mode.now)
+        del scratch
         return torch.mul(diag, v)  # one new float64 vector, like hvp_operator
 
     with LiveBytes(min_numel=n) as mode:
         ritz = lanczos(hvp, n, m, torch.Generator().manual_seed(0))
     assert ritz[0] < -0.5 and ritz[-1] > 1.5 and len(ritz) == m
-    assert mode.peak <= (4 * m + 8) * n, f"{mode.peak / n:.0f} bytes per parameter held at once"
+    # During an HVP: at most m - 1 basis vectors and the scratch; otherwise the basis and w.
+    assert max(held) <= (4 * (m - 1) + 16) * n, [h / n for h in held]
+    assert held[-1] <= (4 + 16) * n, [h / n for h in held]
+    assert mode.peak <= max(4 * (m - 1) + 16, 4 * m + 8) * n, f"{mode.peak / n:.0f} bytes per parameter at once"
 
 
 def test_lanczos_on_a_large_basis_matches_whole_vector_arithmetic() -> None:
@@ -91,9 +99,10 @@ def test_lanczos_on_a_large_basis_matches_whole_vector_arithmetic() -> None:
 
 
 def test_hvp_holds_a_few_model_sized_vectors() -> None:
-    """Measured here at 22-24 bytes per parameter (the float64 result, the gradients with their graph, the
-    product and autograd's own temporaries); with the result concatenated from float64 copies of each
-    tensor's product, 32. Small batches, so that the parameters outweigh the activations."""
+    """Measured with torch 2.13 at 18-20 bytes per parameter: the float64 result, the gradients (freed
+    before the second backward pass), the product and autograd's own temporaries. Holding the gradients
+    through the second pass took 22-24; concatenating float64 copies of each tensor's product, 32. Small
+    batches, so that the parameters outweigh the activations."""
     torch.manual_seed(0)
     models = [torch.nn.Sequential(torch.nn.Linear(8, 1024), torch.nn.Tanh(), torch.nn.Linear(1024, 1024), torch.nn.Tanh(),
                                   torch.nn.Linear(1024, 3)),
@@ -110,7 +119,7 @@ def test_hvp_holds_a_few_model_sized_vectors() -> None:
         with LiveBytes() as mode:
             batched = hvp_operator(model, params, make_batches(x, y, 4))(v)  # two batches, added in place
         torch.testing.assert_close(batched, whole, rtol=1e-4, atol=1e-6 * float(whole.abs().max()))
-        assert mode.peak <= 28 * size, f"{mode.peak / size:.1f} bytes per parameter held at once"
+        assert mode.peak <= 22 * size, f"{mode.peak / size:.1f} bytes per parameter held at once"
 
 
 def test_directions_summary_makes_no_model_sized_arrays() -> None:

@@ -41,9 +41,13 @@ def hvp_operator(model: nn.Module, params: list[torch.Tensor], batches: Batches,
                 used = [i for i, g in enumerate(grads) if g is not None]
                 hv: tuple[torch.Tensor | None, ...] = ()
                 if used:
-                    hv = torch.autograd.grad([grads[i] for i in used], [params[i] for i in used],
-                                             grad_outputs=[vs[i].to(grads[i].dtype) for i in used],
-                                             allow_unused=True)
+                    # H v = ∇(∇L · v): the gradients can go before the second backward pass, since the scalar
+                    # ∇L · v keeps only their graph (its backward hands v to it, as grad_outputs=v would).
+                    dot = sum((torch.mul(grads[i], vs[i].to(grads[i].dtype)).sum() for i in used),
+                              torch.zeros((), device=total.device))
+                    grads = ()
+                    hv = torch.autograd.grad(dot, [params[i] for i in used], allow_unused=True)
+                    del dot
                 del loss, grads  # dropped before the next batch's forward pass, as is the product:
                 for i, h in zip(used, hv, strict=True):
                     if h is not None:
@@ -90,13 +94,20 @@ def _subtract(w: torch.Tensor, b: torch.Tensor, c: float | torch.Tensor) -> None
         w[s:s + CHUNK].sub_(b[s:s + CHUNK].double() * c)
 
 
+def _orthogonalise(w: torch.Tensor, basis: list[torch.Tensor]) -> None:
+    """Full reorthogonalisation against the basis, in place: it keeps the Ritz values from duplicating."""
+    for b in basis:
+        _subtract(w, b, _dot(w, b))
+
+
 def lanczos(hvp: Callable[[torch.Tensor], torch.Tensor], size: int, iterations: int,
             generator: torch.Generator, device: torch.device | str = "cpu") -> np.ndarray:
     """Ritz values (ascending) of the symmetric operator after `iterations` Lanczos steps with full
     reorthogonalisation; the extremes converge first, so the ends approximate λmin and λmax.
 
-    Memory: the basis (`iterations` vectors) and one float64 vector w, changed in place; the other
-    float64 arithmetic goes slice by slice (CHUNK numbers), so no further model-sized vectors are made."""
+    Memory: the basis (`iterations` vectors; `iterations` - 1 during an HVP) and one float64 vector w,
+    changed in place; the other float64 arithmetic goes slice by slice (CHUNK numbers), so no further
+    model-sized vectors are made."""
     import torch
 
     m = max(1, min(iterations, size))
@@ -112,16 +123,19 @@ def lanczos(hvp: Callable[[torch.Tensor], torch.Tensor], size: int, iterations: 
     betas: list[float] = []
     for k in range(m):
         qk = basis[k]
+        if k == m - 1:  # the last step needs α = w·q alone: the rest of the basis is freed before its HVP
+            del basis[:k]
+            alphas.append(float(_dot(hvp(qk), qk)))
+            break
         w = hvp(qk)
         alpha = float(_dot(w, qk))
         alphas.append(alpha)
         _subtract(w, qk, alpha)
         if k > 0:
             _subtract(w, basis[k - 1], betas[-1])
-        for b in basis:  # full reorthogonalisation keeps the Ritz values from duplicating
-            _subtract(w, b, _dot(w, b))
+        _orthogonalise(w, basis)
         beta = float(w.norm())
-        if k == m - 1 or beta < 1e-10 or not np.isfinite(beta):
+        if beta < 1e-10 or not np.isfinite(beta):
             break
         betas.append(beta)
         basis.append(w.div_(beta).to(keep))
