@@ -183,3 +183,43 @@ def test_hvp_of_an_attention_model() -> None:
                 p.sub_(sign * eps * c.view_as(p).float())
     fd = (grads[0] - grads[1]) / (2 * eps)
     torch.testing.assert_close(hv, fd, rtol=0.05, atol=2e-3)
+
+
+def test_hessian_without_the_copies_leaves_the_model_as_it_was() -> None:
+    """Without a sharpness map the Hessian runs after the restore, with the copy of the trained values freed:
+    the sweeps (BatchNorm statistics recomputed at every point) are undone first, and the Hessian moves
+    nothing, so parameters and buffers end bit-identical, and the Ritz values are those of the trained model."""
+    from nnreport.config import ReportConfig
+    from nnreport.context import Context
+    from nnreport.landscape.analysis import run
+    from nnreport.landscape.directions import parameter_space
+    from nnreport.landscape.hessian import sharpness
+    from nnreport.landscape.results import LandscapeConfig
+    from nnreport.loading import arrays_to_dataset
+
+    from models import ZOO
+
+    model, inputs = ZOO["resnet"]()
+    g = np.random.default_rng(0)
+    data = arrays_to_dataset("noise", g.standard_normal((40, 3, 16, 16)).astype(np.float32), g.integers(0, 10, 40),
+                             None, 0)
+    cfg = ReportConfig(preset="quick", analyses={"landscape": dict(
+        steps=3, slice_steps=0, samples=16, hessian_samples=8, lanczos_iterations=4, batchnorm="recompute",
+        recompute_samples=16)})
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    ctx = Context(model, inputs, data, None, cfg)
+    result = run(ctx, cfg.analysis_config("landscape", LandscapeConfig))
+    after = model.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k].view(-1).view(torch.uint8) if before[k].is_floating_point() else before[k],
+                           after[k].view(-1).view(torch.uint8) if after[k].is_floating_point() else after[k])
+               for k in before)
+    assert result.sharpness is not None and result.sharpness.map is None
+    # The same Ritz values from the untouched model directly.
+    x, y = ctx.samples(8)
+    params = parameter_space(model).tensors
+    bs = max(1, ctx.batch_size(LandscapeConfig().batch_size, backward=True) // 3)
+    with torch.enable_grad():
+        model.eval()
+        ritz = sharpness(model, params, make_batches(x, y, bs), 4, ctx.generator("landscape-lanczos"))
+    assert result.sharpness.lambda_max == float(ritz[-1]) and result.sharpness.lambda_min == float(ritz[0])

@@ -84,6 +84,7 @@ def run(ctx: Context, config: LandscapeConfig) -> LandscapeResult:
     import torch
 
     from nnreport import scoped
+    from nnreport.memory import release_freed_memory
 
     ctx.require_labels("the loss landscape needs labels to compute a loss")
     x, y = ctx.samples(config.samples)
@@ -113,18 +114,24 @@ def run(ctx: Context, config: LandscapeConfig) -> LandscapeResult:
     # One copy of the trained values serves the sweeps (space.base), the way home and the final restore.
     home = state_space(model, space)
     summary = _directions(space, dirs, config, seed)
-    with scoped.eval_mode(model), scoped.restored_parameters(model, zip(home.tensors, home.base, strict=True)):
-        plane, slice_ = _plane_and_slice(ctx, config, space, dirs, batches, bn, progress, settings)
-        _go_home(home)
-        interp = _interpolation(ctx, config, checkpoints, batches, bn, progress, settings, notes)
-        _go_home(home)
-        traj = _trajectory(ctx, config, space, checkpoints, batches, bn, progress, settings, notes)
-        _go_home(home)
-        # Only the sharpness map needs the directions: without it, they (two vectors the size of the model)
-        # are freed before the Hessian, the analysis's largest stage.
-        map_dirs = dirs if config.sharpness_map_steps > 0 else None
-        del dirs
-        sharp = _sharpness(ctx, config, space, map_dirs, notes)
+    with scoped.eval_mode(model):
+        with scoped.restored_parameters(model, zip(home.tensors, home.base, strict=True)):
+            plane, slice_ = _plane_and_slice(ctx, config, space, dirs, batches, bn, progress, settings)
+            _go_home(home)
+            interp = _interpolation(ctx, config, checkpoints, batches, bn, progress, settings, notes)
+            _go_home(home)
+            traj = _trajectory(ctx, config, space, checkpoints, batches, bn, progress, settings, notes)
+        # Back at the trained values. The sharpness map moves the parameters, so it runs under a restore; the
+        # Hessian alone moves nothing (a forward pass and autograd), so the copy of the trained values and the
+        # directions (three vectors the size of the model) are freed before it, the analysis's largest stage.
+        params = space.tensors
+        if config.hessian_eigenvalues > 0 and config.sharpness_map_steps > 0:
+            with scoped.restored_parameters(model, zip(home.tensors, home.base, strict=True)):
+                sharp = _sharpness(ctx, config, params, notes, (space, dirs))
+        else:
+            del space, home, dirs
+            release_freed_memory()  # the Hessian's vectors are fresh mappings: the freed heap would stay resident
+            sharp = _sharpness(ctx, config, params, notes)
     rep = ctx.stage()
     rep.step(total, total, "done")
     return LandscapeResult(
@@ -265,9 +272,10 @@ def _axis(values: np.ndarray, steps: int) -> np.ndarray:
     return (first + np.arange(steps)) * step
 
 
-def _sharpness(ctx: Context, config: LandscapeConfig, space: Space, dirs: list[list[torch.Tensor]] | None,
-               notes: list[str]) -> Sharpness | None:
-    """Sharpness at the trained weights (where the model is on entry); with `dirs`, the map over their plane."""
+def _sharpness(ctx: Context, config: LandscapeConfig, params: list[torch.Tensor], notes: list[str],
+               plane: tuple[Space, list[list[torch.Tensor]]] | None = None) -> Sharpness | None:
+    """Sharpness at the trained weights (where the model is on entry); with `plane` (the parameter space and
+    the two directions), the map over that plane too."""
     if config.hessian_eigenvalues <= 0:
         return None
     from nnreport import scoped
@@ -275,18 +283,20 @@ def _sharpness(ctx: Context, config: LandscapeConfig, space: Space, dirs: list[l
 
     x, y = ctx.samples(config.hessian_samples)
     assert y is not None  # only called from run(), after ctx.require_labels: both splits have labels
-    # A Hessian-vector product keeps the first backward pass's graph for the second: about three times
-    # what one backward pass holds, hence a third of the backward batch.
+    # A Hessian-vector product keeps the first backward pass's graph for the second, hence a third of the
+    # backward batch. Measured per added sample (a dispatch mode counting live tensors): 164 MB on ResNet-50
+    # and 289 MB on ViT-B/16 at 224 px, 0.73× and 0.64× the backward estimate (which also counts the weights
+    # each layer saves), so a third is on the safe side; what does not shrink with the batch is model-sized
+    # (the float64 product, the gradients, autograd's buffers: about 4× the parameter bytes on ViT-B/16).
     batches = make_batches(x, y, max(1, ctx.batch_size(config.batch_size, backward=True) // 3))
-    params = space.tensors
     gen = ctx.generator("landscape-lanczos")
     try:
         iterations = _lanczos_iterations(ctx, config, params, notes)
         with scoped.frozen(ctx.model, True):
             ritz = sharpness(ctx.model, params, batches, iterations, gen)
             smap = None
-            if config.sharpness_map_steps > 0 and dirs is not None:
-                smap = _sharpness_map(ctx, config, Evaluator(ctx.model, space, dirs, batches), batches, params, gen)
+            if config.sharpness_map_steps > 0 and plane is not None:
+                smap = _sharpness_map(ctx, config, Evaluator(ctx.model, *plane, batches), batches, params, gen)
     except RuntimeError as exc:  # e.g. an operation without a second derivative
         notes.append(f"Sharpness left out: Hessian-vector products failed ({exc}).")
         return None
@@ -298,7 +308,8 @@ def _sharpness(ctx: Context, config: LandscapeConfig, space: Space, dirs: list[l
 
 def _lanczos_iterations(ctx: Context, config: LandscapeConfig, params: list[torch.Tensor], notes: list[str]) -> int:
     """Lanczos keeps one model-sized vector per iteration: as many as the memory budget holds (at least 3).
-    Measured with benchmarks/scale.py: ViT-B/16's 8 iterations peaked at 7.3 GB resident."""
+    Measured with benchmarks/landscape_memory.py (default 512 MB budget): ViT-B/16's 3 iterations peak at
+    4.0 GB resident, the basis being 0.6 GB of it during an HVP."""
     vector = 4 * sum(p.numel() for p in params)
     fits = max(3, ctx.memory_budget // max(vector, 1))
     if fits < config.lanczos_iterations:
