@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -117,11 +117,16 @@ def hooks() -> Iterator[HookSet]:
 
 
 @contextmanager
-def restored_parameters(model: nn.Module) -> Iterator[nn.Module]:
-    """Allow in-place changes to parameters and buffers; copy the originals back afterwards."""
+def restored_parameters(model: nn.Module, copies: Iterable[tuple[torch.Tensor, torch.Tensor]] = ()
+                        ) -> Iterator[nn.Module]:
+    """Allow in-place changes to parameters and buffers; copy the originals back afterwards.
+
+    `copies`: (tensor, a copy of its current value) pairs the caller already holds and will not change;
+    those are restored from the given copy instead of a new one (a model-sized copy saved)."""
     import torch
 
-    saved = {name: t.detach().clone() for name, t in _tensors(model)}
+    given = {id(t): c for t, c in copies}
+    saved = {name: given[id(t)] if id(t) in given else t.detach().clone() for name, t in _tensors(model)}
     try:
         yield model
     finally:

@@ -84,6 +84,7 @@ def run(ctx: Context, config: LandscapeConfig) -> LandscapeResult:
     import torch
 
     from nnreport import scoped
+    from nnreport.memory import release_freed_memory
 
     ctx.require_labels("the loss landscape needs labels to compute a loss")
     x, y = ctx.samples(config.samples)
@@ -104,40 +105,58 @@ def run(ctx: Context, config: LandscapeConfig) -> LandscapeResult:
         assert by is not None  # require_labels above: both splits have labels
         bn = make_batches(bx, by, ctx.batch_size(config.batch_size), ctx.autocast)
     notes: list[str] = []
-    coords = symmetric_coords(config.span, config.steps)
-    plane_pts = grid_points(coords, coords)
     checkpoints = _usable_checkpoints(ctx, space, notes)
-    total = len(plane_pts) + config.slice_steps + (config.interpolation_steps if checkpoints else 0) \
+    total = config.steps ** 2 + config.slice_steps + (config.interpolation_steps if checkpoints else 0) \
         + (config.trajectory_steps ** 2 if len(checkpoints) >= 2 else 0)
     progress = Progress(ctx, total)
     settings = (f"{config.batchnorm}|{config.samples}|{len(batches.x[0]) if batches.x else 0}|{config.recompute_samples}"
                 f"|{ctx.precision}")
-    home = state_space(model)
-    with scoped.eval_mode(model), scoped.restored_parameters(model):
-        ev = Evaluator(model, space, dirs, batches, None, config.batchnorm, bn)
-        loss, acc = sweep(ev, plane_pts, ctx.scratch, sweep_key("plane", plane_pts, dirs, settings),
-                          progress.part("random plane"))
-        plane = Surface(coords, coords.copy(), loss.reshape(len(coords), -1), acc.reshape(len(coords), -1))
-        slice_ = None
-        if config.slice_steps > 0:
-            t = symmetric_coords(config.span, config.slice_steps)
-            ev1 = Evaluator(model, space, dirs[:1], batches, None, config.batchnorm, bn)
-            sl, sa = sweep(ev1, t[:, None], ctx.scratch, sweep_key("slice", t[:, None], dirs[:1], settings),
-                           progress.part("1-D slice"))
-            slice_ = Curve(t, sl, sa, "direction 1")
-        _go_home(home)
-        interp = _interpolation(ctx, config, checkpoints, batches, bn, progress, settings, notes)
-        _go_home(home)
-        traj = _trajectory(ctx, config, space, checkpoints, batches, bn, progress, settings, notes)
-        _go_home(home)
-        sharp = _sharpness(ctx, config, space, ev, dirs, notes)
+    # One copy of the trained values serves the sweeps (space.base), the way home and the final restore.
+    home = state_space(model, space)
+    summary = _directions(space, dirs, config, seed)
+    with scoped.eval_mode(model):
+        with scoped.restored_parameters(model, zip(home.tensors, home.base, strict=True)):
+            plane, slice_ = _plane_and_slice(ctx, config, space, dirs, batches, bn, progress, settings)
+            _go_home(home)
+            interp = _interpolation(ctx, config, checkpoints, batches, bn, progress, settings, notes)
+            _go_home(home)
+            traj = _trajectory(ctx, config, space, checkpoints, batches, bn, progress, settings, notes)
+        # Back at the trained values. The sharpness map moves the parameters, so it runs under a restore; the
+        # Hessian alone moves nothing (a forward pass and autograd), so the copy of the trained values and the
+        # directions (three vectors the size of the model) are freed before it, the analysis's largest stage.
+        params = space.tensors
+        if config.hessian_eigenvalues > 0 and config.sharpness_map_steps > 0:
+            with scoped.restored_parameters(model, zip(home.tensors, home.base, strict=True)):
+                sharp = _sharpness(ctx, config, params, notes, (space, dirs))
+        else:
+            del space, home, dirs
+            release_freed_memory()  # the Hessian's vectors are fresh mappings: the freed heap would stay resident
+            sharp = _sharpness(ctx, config, params, notes)
     rep = ctx.stage()
     rep.step(total, total, "done")
     return LandscapeResult(
-        directions=_directions(space, dirs, config, seed),
-        plane=plane, shape=_shape(plane), samples=batches.count, batchnorm=config.batchnorm,
+        directions=summary, plane=plane, shape=_shape(plane), samples=batches.count, batchnorm=config.batchnorm,
         span=config.span, steps=config.steps, slice=slice_, interpolation=interp, trajectory=traj,
         sharpness=sharp, notes=tuple(notes))
+
+
+def _plane_and_slice(ctx: Context, config: LandscapeConfig, space: Space, dirs: list[list[torch.Tensor]],
+                     batches: Batches, bn: Batches | None, progress: Progress, settings: str
+                     ) -> tuple[Surface, Curve | None]:
+    """The random plane and the 1-D slice along its first direction."""
+    coords = symmetric_coords(config.span, config.steps)
+    plane_pts = grid_points(coords, coords)
+    ev = Evaluator(ctx.model, space, dirs, batches, None, config.batchnorm, bn)
+    loss, acc = sweep(ev, plane_pts, ctx.scratch, sweep_key("plane", plane_pts, dirs, settings),
+                      progress.part("random plane"))
+    plane = Surface(coords, coords.copy(), loss.reshape(len(coords), -1), acc.reshape(len(coords), -1))
+    if config.slice_steps <= 0:
+        return plane, None
+    t = symmetric_coords(config.span, config.slice_steps)
+    ev1 = Evaluator(ctx.model, space, dirs[:1], batches, None, config.batchnorm, bn)
+    sl, sa = sweep(ev1, t[:, None], ctx.scratch, sweep_key("slice", t[:, None], dirs[:1], settings),
+                   progress.part("1-D slice"))
+    return plane, Curve(t, sl, sa, "direction 1")
 
 
 def _go_home(home: Space) -> None:
@@ -150,16 +169,26 @@ def _go_home(home: Space) -> None:
 
 
 def _directions(space: Space, dirs: list[list[torch.Tensor]], config: LandscapeConfig, seed: int) -> Directions:
+    import torch
+
     moved = [i for i, d in enumerate(dirs[0]) if bool(d.any())]
-    vecs = np.stack([flatten([d[i] for i in moved]) for d in dirs]).astype(np.float16)
-    a, b = vecs.astype(np.float64)
-    cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))) if a.any() and b.any() else 0.0
+    count = sum(dirs[0][i].numel() for i in moved)
+    vecs = None
+    if len(dirs) * count <= config.store_directions_max:
+        vecs = np.stack([flatten([d[i] for i in moved]) for d in dirs]).astype(np.float16)
+    # The cosine of the stored (float16) directions in float64, tensor by tensor: for a large model the
+    # whole float64 vectors would take 16 bytes per parameter.
+    dot = sq_a = sq_b = torch.zeros((), dtype=torch.float64)
+    for i in moved:
+        a, b = (d[i].detach().reshape(-1).half().double().cpu() for d in dirs)
+        dot, sq_a, sq_b = dot + a @ b, sq_a + a @ a, sq_b + b @ b
+    cos = float(dot / (sq_a.sqrt() * sq_b.sqrt())) if float(sq_a) > 0 and float(sq_b) > 0 else 0.0
     return Directions(
         normalisation=config.normalisation, include_bias_bn=config.include_bias_bn, seed=seed,
-        total_params=space.size, moved_params=int(vecs.shape[1]),
+        total_params=space.size, moved_params=count,
         moved_tensors=tuple(space.names[i] for i in moved),
         fixed_tensors=tuple(n for i, n in enumerate(space.names) if i not in set(moved)),
-        vectors=vecs if vecs.size <= config.store_directions_max else None, cosine=round(cos, 6))
+        vectors=vecs, cosine=round(cos, 6))
 
 
 def _shape(plane: Surface) -> Shape:
@@ -243,8 +272,10 @@ def _axis(values: np.ndarray, steps: int) -> np.ndarray:
     return (first + np.arange(steps)) * step
 
 
-def _sharpness(ctx: Context, config: LandscapeConfig, space: Space, plane_ev: Evaluator,
-               dirs: list[list[torch.Tensor]], notes: list[str]) -> Sharpness | None:
+def _sharpness(ctx: Context, config: LandscapeConfig, params: list[torch.Tensor], notes: list[str],
+               plane: tuple[Space, list[list[torch.Tensor]]] | None = None) -> Sharpness | None:
+    """Sharpness at the trained weights (where the model is on entry); with `plane` (the parameter space and
+    the two directions), the map over that plane too."""
     if config.hessian_eigenvalues <= 0:
         return None
     from nnreport import scoped
@@ -252,19 +283,20 @@ def _sharpness(ctx: Context, config: LandscapeConfig, space: Space, plane_ev: Ev
 
     x, y = ctx.samples(config.hessian_samples)
     assert y is not None  # only called from run(), after ctx.require_labels: both splits have labels
-    # A Hessian-vector product keeps the first backward pass's graph for the second: about three times
-    # what one backward pass holds, hence a third of the backward batch.
+    # A Hessian-vector product keeps the first backward pass's graph for the second, hence a third of the
+    # backward batch. Measured per added sample (a dispatch mode counting live tensors): 164 MB on ResNet-50
+    # and 289 MB on ViT-B/16 at 224 px, 0.73× and 0.64× the backward estimate (which also counts the weights
+    # each layer saves), so a third is on the safe side; what does not shrink with the batch is model-sized
+    # (the float64 product, the gradients, autograd's buffers: about 4× the parameter bytes on ViT-B/16).
     batches = make_batches(x, y, max(1, ctx.batch_size(config.batch_size, backward=True) // 3))
-    params = space.tensors
     gen = ctx.generator("landscape-lanczos")
-    plane_ev.set_point((0.0, 0.0))
     try:
         iterations = _lanczos_iterations(ctx, config, params, notes)
         with scoped.frozen(ctx.model, True):
             ritz = sharpness(ctx.model, params, batches, iterations, gen)
             smap = None
-            if config.sharpness_map_steps > 0:
-                smap = _sharpness_map(ctx, config, plane_ev, batches, params, gen)
+            if config.sharpness_map_steps > 0 and plane is not None:
+                smap = _sharpness_map(ctx, config, Evaluator(ctx.model, *plane, batches), batches, params, gen)
     except RuntimeError as exc:  # e.g. an operation without a second derivative
         notes.append(f"Sharpness left out: Hessian-vector products failed ({exc}).")
         return None
@@ -276,7 +308,8 @@ def _sharpness(ctx: Context, config: LandscapeConfig, space: Space, plane_ev: Ev
 
 def _lanczos_iterations(ctx: Context, config: LandscapeConfig, params: list[torch.Tensor], notes: list[str]) -> int:
     """Lanczos keeps one model-sized vector per iteration: as many as the memory budget holds (at least 3).
-    Measured with benchmarks/scale.py: ViT-B/16's 8 iterations peaked at 7.3 GB resident."""
+    Measured with benchmarks/landscape_memory.py (default 512 MB budget): ViT-B/16's 3 iterations peak at
+    4.0 GB resident, the basis being 0.6 GB of it during an HVP."""
     vector = 4 * sum(p.numel() for p in params)
     fits = max(3, ctx.memory_budget // max(vector, 1))
     if fits < config.lanczos_iterations:

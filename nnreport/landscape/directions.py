@@ -35,9 +35,11 @@ def parameter_space(model: nn.Module) -> Space:
     return Space([n for n, _ in named], [p for _, p in named], [p.detach().clone() for _, p in named])
 
 
-def state_space(model: nn.Module) -> Space:
-    """Parameters plus floating-point buffers (BatchNorm running statistics): what a checkpoint changes."""
-    space = parameter_space(model)
+def state_space(model: nn.Module, space: Space | None = None) -> Space:
+    """Parameters plus floating-point buffers (BatchNorm running statistics): what a checkpoint changes.
+    `space`: the model's parameter_space, whose copies of the parameters are shared rather than made again
+    (the parameters must not have changed since)."""
+    space = space or parameter_space(model)
     buffers = [(n, b) for n, b in model.named_buffers(remove_duplicate=True)
                if b is not None and b.dtype.is_floating_point]
     return Space(space.names + [n for n, _ in buffers], space.tensors + [b for _, b in buffers],
@@ -60,10 +62,10 @@ def random_direction(space: Space, generator: torch.Generator, normalisation: No
 
     if normalisation not in NORMALISATIONS:
         raise ValueError(f"unknown normalisation {normalisation!r}; choose one of {', '.join(NORMALISATIONS)}")
-    # Drawn on the CPU generator, then moved: the same directions on every device.
-    raw = [torch.randn(w.shape, generator=generator, dtype=torch.float32).to(w.device, w.dtype) for w in space.base]
     out = []
-    for d, w in zip(raw, space.base, strict=True):
+    for w in space.base:  # one tensor's noise at a time: the raw draws of a large model are never all held
+        # Drawn on the CPU generator, then moved: the same directions on every device.
+        d = torch.randn(w.shape, generator=generator, dtype=torch.float32).to(w.device, w.dtype)
         if not is_filter_weight(w) and not include_bias_bn:
             out.append(torch.zeros_like(w))
         elif normalisation == "filter":
@@ -77,7 +79,8 @@ def random_direction(space: Space, generator: torch.Generator, normalisation: No
         wn = torch.sqrt(sum((space.base[i].double() ** 2).sum() for i in moved) or torch.tensor(0.0))
         dn = torch.sqrt(sum((out[i].double() ** 2).sum() for i in moved) or torch.tensor(0.0))
         scale = float(wn / (dn + _EPS))
-        out = [d * scale for d in out]
+        for d in out:  # in place: no second copy of the direction
+            d.mul_(scale)
     return out
 
 
