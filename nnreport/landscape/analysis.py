@@ -287,7 +287,7 @@ def _sharpness(ctx: Context, config: LandscapeConfig, params: list[torch.Tensor]
     # backward batch. Measured per added sample (a dispatch mode counting live tensors): 164 MB on ResNet-50
     # and 289 MB on ViT-B/16 at 224 px, 0.73× and 0.64× the backward estimate (which also counts the weights
     # each layer saves), so a third is on the safe side; what does not shrink with the batch is model-sized
-    # (the float64 product, the gradients, autograd's buffers: about 4× the parameter bytes on ViT-B/16).
+    # (the float64 product, the gradients, autograd's buffers: 4-5× the parameter bytes on ViT-B/16).
     batches = make_batches(x, y, max(1, ctx.batch_size(config.batch_size, backward=True) // 3))
     gen = ctx.generator("landscape-lanczos")
     try:
