@@ -223,3 +223,36 @@ def test_hessian_without_the_copies_leaves_the_model_as_it_was() -> None:
         model.eval()
         ritz = sharpness(model, params, make_batches(x, y, bs), 4, ctx.generator("landscape-lanczos"))
     assert result.sharpness.lambda_max == float(ritz[-1]) and result.sharpness.lambda_min == float(ritz[0])
+
+
+def test_sharpness_map_keeps_lanczos_within_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The map's Lanczos runs (half the iterations, at least 8) are capped like the main one by the vectors the
+    memory budget holds: on ViT-B/16 the thorough preset's 15 would have kept 4.8 GB of basis."""
+    from nnreport.config import ReportConfig
+    from nnreport.context import Context
+    from nnreport.landscape import hessian
+    from nnreport.landscape.analysis import run
+    from nnreport.landscape.results import LandscapeConfig
+    from nnreport.loading import arrays_to_dataset
+
+    from models import ZOO
+
+    model, inputs = ZOO["tiny_cnn"]()
+    size = sum(p.numel() for p in model.parameters())
+    g = np.random.default_rng(0)
+    data = arrays_to_dataset("noise", g.standard_normal((24, *inputs[0].shape[1:])).astype(np.float32),
+                             np.arange(24) % 10, None, 0)
+    cfg = ReportConfig(preset="quick", analyses={"landscape": dict(
+        steps=3, slice_steps=0, samples=8, hessian_samples=4, lanczos_iterations=16, sharpness_map_steps=2)})
+    seen: list[int] = []
+    real = hessian.sharpness
+
+    def counting(*args: Any) -> np.ndarray:
+        seen.append(args[3])
+        return real(*args)
+
+    monkeypatch.setattr(hessian, "sharpness", counting)
+    ctx = Context(model, inputs, data, None, cfg, memory_budget=4 * size * 5)  # five basis vectors
+    result = run(ctx, cfg.analysis_config("landscape", LandscapeConfig))
+    assert result.sharpness is not None and result.sharpness.iterations == 5
+    assert seen == [5] * 5  # the trained point, then the map's four: min(max(8, 16 // 2), 5)

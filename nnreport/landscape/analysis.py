@@ -287,7 +287,7 @@ def _sharpness(ctx: Context, config: LandscapeConfig, params: list[torch.Tensor]
     # backward batch. Measured per added sample (a dispatch mode counting live tensors): 164 MB on ResNet-50
     # and 289 MB on ViT-B/16 at 224 px, 0.73× and 0.64× the backward estimate (which also counts the weights
     # each layer saves), so a third is on the safe side; what does not shrink with the batch is model-sized
-    # (the float64 product, the gradients, autograd's buffers: about 4× the parameter bytes on ViT-B/16).
+    # (the float64 product, the gradients, autograd's buffers: 4-5× the parameter bytes on ViT-B/16).
     batches = make_batches(x, y, max(1, ctx.batch_size(config.batch_size, backward=True) // 3))
     gen = ctx.generator("landscape-lanczos")
     try:
@@ -306,12 +306,16 @@ def _sharpness(ctx: Context, config: LandscapeConfig, params: list[torch.Tensor]
     return Sharpness(top, lmin, lmax, ratio, iterations, batches.count, smap)
 
 
-def _lanczos_iterations(ctx: Context, config: LandscapeConfig, params: list[torch.Tensor], notes: list[str]) -> int:
+def _lanczos_fits(ctx: Context, params: list[torch.Tensor]) -> int:
     """Lanczos keeps one model-sized vector per iteration: as many as the memory budget holds (at least 3).
     Measured with benchmarks/landscape_memory.py (default 512 MB budget): ViT-B/16's 3 iterations peak at
     4.0 GB resident, the basis being 0.6 GB of it during an HVP."""
     vector = 4 * sum(p.numel() for p in params)
-    fits = max(3, ctx.memory_budget // max(vector, 1))
+    return int(max(3, ctx.memory_budget // max(vector, 1)))
+
+
+def _lanczos_iterations(ctx: Context, config: LandscapeConfig, params: list[torch.Tensor], notes: list[str]) -> int:
+    fits = _lanczos_fits(ctx, params)
     if fits < config.lanczos_iterations:
         notes.append(f"Lanczos ran {fits} iterations, not {config.lanczos_iterations}: each keeps a vector the "
                      "size of the model, and more would not fit the memory budget (--memory-budget).")
@@ -326,9 +330,11 @@ def _sharpness_map(ctx: Context, config: LandscapeConfig, ev: Evaluator, batches
     pts = grid_points(coords, coords)
     ratios = np.full(len(pts), np.nan)
     rep = ctx.stage()
+    # Half the iterations (at least 8) at each point, within what the memory budget holds.
+    iterations = min(max(8, config.lanczos_iterations // 2), _lanczos_fits(ctx, params))
     for i, p in enumerate(pts):
         ev.set_point(p)
-        ritz = sharpness(ctx.model, params, batches, max(8, config.lanczos_iterations // 2), gen)
+        ritz = sharpness(ctx.model, params, batches, iterations, gen)
         if np.all(np.isfinite(ritz)) and ritz[-1] != 0:
             ratios[i] = abs(ritz[0] / ritz[-1])
         rep.step(i + 1, len(pts) + 1, "sharpness map")
