@@ -32,18 +32,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.scale import CLASSES, _high_water, _reset_high_water, images  # noqa: E402
+from benchmarks.scale import CLASSES, _high_water, _reset_high_water, images, proc_status_bytes  # noqa: E402
 
 GB = 2**30
 
 
 def _resident() -> int:
     """Current resident bytes (Linux VmRSS)."""
-    with open("/proc/self/status", encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    return proc_status_bytes("VmRSS")
 
 
 class Stages:

@@ -101,9 +101,14 @@ def one(model_name: str, preset: str, device: str, n: int) -> dict[str, object]:
 
 def _high_water() -> int:
     """Peak resident bytes since the last reset (Linux VmHWM)."""
+    return proc_status_bytes("VmHWM")
+
+
+def proc_status_bytes(field: str) -> int:
+    """A size from /proc/self/status in bytes (VmHWM: peak resident, VmRSS: resident now); 0 if absent."""
     with open("/proc/self/status", encoding="ascii") as fh:
         for line in fh:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     return 0
 
