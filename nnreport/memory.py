@@ -12,19 +12,33 @@ if TYPE_CHECKING:
 
 def saved_bytes(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> int:
     """Bytes autograd keeps for the backward pass of one forward call (the tensors saved for backward):
-    what a forward + backward pass holds at its peak, beyond the weights."""
+    what a forward + backward pass holds at its peak, beyond the weights. Saved weights (a linear layer
+    saves its weight, or a transposed view of it) are not counted: they are there once, whatever the batch
+    (counted, they made torchvision's ViT-B/16 cost 445 MB a sample instead of 119 MB, ResNet-50 214 MB
+    instead of 124 MB, and backward batches that much smaller)."""
     import torch
 
     total = [0]
+    weights = {_storage(p) for p in model.parameters()} | {_storage(b) for b in model.buffers()}
+    weights.discard(None)
 
     def pack(t: torch.Tensor) -> torch.Tensor:
-        total[0] += t.numel() * t.element_size()
+        if _storage(t) not in weights:
+            total[0] += t.numel() * t.element_size()
         return t
 
     xs = tuple(t.detach().clone().requires_grad_(t.is_floating_point()) for t in inputs)
     with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         model(*xs)
     return total[0]
+
+
+def _storage(t: torch.Tensor) -> int | None:
+    """Where a tensor's memory starts (views of one tensor share it); None for tensors without storage."""
+    try:
+        return int(t.untyped_storage().data_ptr())
+    except (RuntimeError, NotImplementedError):
+        return None
 
 
 def live_forward_bytes(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> int:

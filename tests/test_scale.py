@@ -256,6 +256,18 @@ def test_the_plan_optimises_fewer_units_before_it_cuts_steps_to_noise() -> None:
     assert new["max_units"] < 32 and new["steps"] >= 16
 
 
+def test_saved_weights_are_not_charged_per_sample() -> None:
+    """A linear layer saves its weight for the backward pass; it is there once, not once per sample."""
+    from torch import nn
+
+    from nnreport import memory
+
+    model = nn.Sequential(nn.Linear(1000, 1000), nn.ReLU(), nn.Linear(1000, 10))
+    saved = memory.saved_bytes(model, (torch.randn(1, 1000),))
+    assert saved < 100_000  # the input and activations (kilobytes), not the 4 MB of weights
+    assert memory.saved_bytes(model, (torch.randn(8, 1000),)) > 4 * saved  # activations do grow with the batch
+
+
 def test_a_setting_above_the_data_size_is_still_cut() -> None:
     """128 landscape samples of a 64-sample data set: its first cut (to 89) saves nothing, but the plan must
     go on below 64 instead of stopping with the grid at its floor (ConvNeXt-T's quick plan at 224 px kept
