@@ -314,15 +314,15 @@ def _torchrun(nproc: int, out: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
            "-m", "nnreport", "build", "tests/models.py:TinyCNN", "--data", "digits", "--preset", "quick",
-           "--only", "summary,activations,featvis,relevance,facets,cnnvis", "--no-cache", "--no-timings", "--out", str(out)]
+           "--only", "summary,evaluation,activations,featvis,relevance,facets,cnnvis", "--no-cache", "--no-timings", "--out", str(out)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
 @pytest.mark.slow
 def test_two_torchrun_processes_write_the_same_bytes_as_one(tmp_path: Path) -> None:
-    """Summary accuracy, top-k streaming, activation maximisation (by layer), relevance maps, region
-    perturbation, facets and CNNVis statistics split over 2 gloo processes."""
+    """Summary accuracy, the evaluation's pass, top-k streaming, activation maximisation (by layer),
+    relevance maps, region perturbation, facets and CNNVis statistics split over 2 gloo processes."""
     pytest.importorskip("torch.distributed")
     _torchrun(1, tmp_path / "one")
     _torchrun(2, tmp_path / "two")
@@ -332,7 +332,8 @@ def test_two_torchrun_processes_write_the_same_bytes_as_one(tmp_path: Path) -> N
     assert [str(k) for k in one if one[k] != two[k]] == []
     manifest = json.loads(one[Path("inspection/manifest.json")])
     assert {r["name"]: r["status"] for r in manifest["records"]} == {
-        "summary": "ok", "activations": "ok", "featvis": "ok", "relevance": "ok", "facets": "ok", "cnnvis": "ok"}
+        "summary": "ok", "evaluation": "ok", "activations": "ok", "featvis": "ok", "relevance": "ok", "facets": "ok",
+        "cnnvis": "ok"}
 
 
 def test_work_is_shared_by_rank(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -75,7 +75,7 @@ def stream(ctx: Context, x_all: Inputs, n: int, batch_size: int, keep: int,
     import torch
     from torch import nn
 
-    from nnreport import scoped
+    from nnreport import distributed, scoped
 
     names = {id(m): name for name, m in ctx.model.named_modules()}
     seen: dict[str, Any] = {}
@@ -85,6 +85,25 @@ def stream(ctx: Context, x_all: Inputs, n: int, batch_size: int, keep: int,
             kind = "linear" if isinstance(module, nn.Linear) else "conv"
             seen[kind] = (names.get(id(module), type(module).__name__), args[0])
 
+    def one(i: int) -> tuple[np.ndarray, np.ndarray | None, str, str]:
+        """Batch i: its outputs, and the features of its samples among the first `keep` (with their layer)."""
+        start = i * size
+        x = ctx.tensor(x_all[start:min(start + size, n)])  # one batch on the analysis device
+        seen.clear()
+        with ctx.autocast():
+            out = ctx.forward(x)
+        _check_output(out, len(x))
+        kept, name, kind = None, "", "linear"
+        if start < keep and seen:
+            name, feats = seen.get("linear") or seen["conv"]
+            kind = "linear" if "linear" in seen else "conv"
+            feats = feats.detach().float()
+            if kind == "conv" and feats.dim() > 2:
+                feats = feats.flatten(2).mean(2)
+            if feats.shape[0] == len(x):
+                kept = feats.reshape(len(x), -1)[:keep - start].cpu().numpy()
+        return out.detach().float().reshape(len(x), -1).cpu().numpy(), kept, name, kind
+
     outputs: list[np.ndarray] = []
     features: list[np.ndarray] = []
     layer, kind = "", "linear"
@@ -92,25 +111,16 @@ def stream(ctx: Context, x_all: Inputs, n: int, batch_size: int, keep: int,
         for m in ctx.model.modules():
             if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
                 h.forward_pre(m, grab)
-        batch_size = ctx.batch_size(batch_size)  # within the report's memory budget
-        for start in range(0, n, batch_size):
-            x = ctx.tensor(x_all[start:min(start + batch_size, n)])  # one batch on the analysis device
-            seen.clear()
-            with ctx.autocast():
-                out = ctx.forward(x)
-            _check_output(out, len(x))
-            outputs.append(out.detach().float().reshape(len(x), -1).cpu().numpy())
-            if first is not None and start == 0:
-                first(outputs[0])
-            if start < keep and seen:
-                name, feats = seen.get("linear") or seen["conv"]
-                if not layer:
-                    layer, kind = name, ("linear" if "linear" in seen else "conv")
-                feats = feats.detach().float()
-                if "linear" not in seen and feats.dim() > 2:
-                    feats = feats.flatten(2).mean(2)
-                if feats.shape[0] == len(x):
-                    features.append(feats.reshape(len(x), -1)[:keep - start].cpu().numpy())
+        size = ctx.batch_size(batch_size)  # within the report's memory budget
+        # Under torchrun the batches are shared out over the processes and gathered in order.
+        for i, (out, kept, name, found) in enumerate(distributed.stream_shared(one, -(-n // size))):
+            outputs.append(out)
+            if first is not None and i == 0:
+                first(out)
+            if name and not layer:
+                layer, kind = name, found
+            if kept is not None:
+                features.append(kept)
     usable = features and len({f.shape[1] for f in features}) == 1
     return Pass(np.concatenate(outputs), np.concatenate(features) if usable else None, layer, kind)
 
