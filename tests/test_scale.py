@@ -379,3 +379,16 @@ def _context(model: torch.nn.Module) -> object:
     from nnreport.context import Context
 
     return Context(model, (torch.randn(2, 1, 16, 16),))
+
+
+def test_freed_memory_is_handed_back_before_each_analysis(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Heap blocks an analysis freed are returned to the system before the next one starts, so that each
+    analysis's peak starts from what is live, not from the last one's peak."""
+    from nnreport import memory
+
+    from models import TinyCNN
+
+    calls: list[int] = []
+    monkeypatch.setattr(memory, "release_freed_memory", lambda: calls.append(1) or True)
+    nnreport.inspect(TinyCNN().eval(), "digits", ReportConfig(preset="quick", only=("summary", "graph"), cache=False))
+    assert len(calls) == 2
