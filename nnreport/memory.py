@@ -80,18 +80,14 @@ def reuse_freed_memory() -> bool:
     only; a no-op elsewhere). Each batch allocates and frees the same activation sizes again; by default
     glibc maps blocks above its threshold afresh every time, and every page of a fresh mapping is a page
     fault: the issue's 224-px ResNet-18 report spent 75 s of 243 s in the kernel that way."""
-    import ctypes
-    import ctypes.util
-    import sys
-
-    if not sys.platform.startswith("linux"):
+    libc = _glibc()
+    if libc is None:
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         m_trim_threshold, m_mmap_threshold = -1, -3
         ok = libc.mallopt(m_mmap_threshold, 32 << 20) == 1
         return bool(libc.mallopt(m_trim_threshold, 256 << 20) == 1 and ok)
-    except (OSError, AttributeError):
+    except AttributeError:
         return False
 
 
@@ -100,17 +96,27 @@ def release_freed_memory() -> bool:
     malloc_trim; a no-op elsewhere). Before a stage whose large vectors are fresh mappings (above the 32 MB
     threshold) rather than reused heap: the loss landscape's Hessian on ViT-B/16 otherwise ran beside
     0.6 GB of freed direction tensors still counted as resident."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    try:
+        return bool(libc.malloc_trim(0) == 1)
+    except AttributeError:
+        return False
+
+
+def _glibc() -> Any:
+    """The C library (a ctypes.CDLL) on Linux, for glibc's malloc settings; None elsewhere or if it cannot load."""
     import ctypes
     import ctypes.util
     import sys
 
     if not sys.platform.startswith("linux"):
-        return False
+        return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.malloc_trim(0) == 1)
-    except (OSError, AttributeError):
-        return False
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
 
 
 def _bytes_of(value: Any) -> int:

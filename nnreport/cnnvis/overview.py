@@ -60,10 +60,6 @@ def _units_first(module: nn.Module, out: torch.Tensor, batch: int) -> torch.Tens
     return out.reshape(out.shape[0], out.shape[1], -1)
 
 
-def _folded(out: torch.Tensor, batch: int) -> bool:
-    return out.shape[0] != batch
-
-
 def collect(model: nn.Module, x: torch.Tensor, batch_size: int) -> list[Unit]:
     """Forward `x` in batches; record each conv/linear layer's first call per forward pass. Under torchrun
     the batches are shared out over the processes and their statistics gathered in batch order."""
@@ -79,7 +75,7 @@ def collect(model: nn.Module, x: torch.Tensor, batch_size: int) -> list[Unit]:
             return
         flat = _units_first(module, out.detach(), size[0]).float()
         peak, where = flat.max(2)
-        spatial = () if isinstance(module, nn.Linear) or _folded(out, size[0]) else tuple(out.shape[2:])
+        spatial = () if isinstance(module, nn.Linear) or out.shape[0] != size[0] else tuple(out.shape[2:])
         got[path] = (flat.mean(2).cpu().numpy(), peak.cpu().numpy(), where.cpu().numpy(), spatial)
 
     def one(start: int) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]]:
@@ -297,8 +293,6 @@ def _edges(ctx: Context, model: nn.Module, x: torch.Tensor, layers: list[Unit], 
             hs.forward(layers[r].module, hook)
         for start in range(0, len(x), chunk):
             xb = x[start:start + chunk]
-            outputs.clear()
-            leaves.clear()
             model(xb)
             for g in range(len(reps) - 1):
                 a, b = layers[reps[g]], layers[reps[g + 1]]
@@ -309,7 +303,7 @@ def _edges(ctx: Context, model: nn.Module, x: torch.Tensor, layers: list[Unit], 
                     continue
                 part = [v * (len(xb) / len(x)) for v in sens]
                 totals[g] = part if not before else [t + v for t, v in zip(before, part, strict=True)]
-            outputs.clear()
+            outputs.clear()  # the hook keeps each layer's first call: the next batch must find them empty
             leaves.clear()
     result = []
     for g, sens_total in enumerate(totals):

@@ -95,8 +95,8 @@ def stream(ctx: Context, x_all: Inputs, n: int, batch_size: int, keep: int,
         _check_output(out, len(x))
         kept, name, kind = None, "", "linear"
         if start < keep and seen:
-            name, feats = seen.get("linear") or seen["conv"]
             kind = "linear" if "linear" in seen else "conv"
+            name, feats = seen[kind]
             feats = feats.detach().float()
             if kind == "conv" and feats.dim() > 2:
                 feats = feats.flatten(2).mean(2)

@@ -75,11 +75,12 @@ def _unit_shape(out: object, channels_last: bool = False) -> tuple[int, ...] | N
     return None
 
 
-def _channels_last(name: str, calls: list[tuple[str, nn.Module, object]]) -> bool:
+def _channels_last(name: str, calls: list[tuple[str, nn.Module, object]],
+                   by_name: dict[str, tuple[nn.Module, object]]) -> bool:
     """Whether a 4-D output keeps its channels on the last axis: the module is (or the last module with
     weights called inside it is) a per-position linear layer or layer norm whose output has the same
-    shape. ConvNeXt's blocks, which permute back, and LayerNorm2d-style subclasses stay channels first."""
-    by_name = {n: (m, out) for n, m, out in calls}
+    shape. ConvNeXt's blocks, which permute back, and LayerNorm2d-style subclasses stay channels first.
+    `by_name` is `calls` by module path."""
     module, out = by_name[name]
     if not isinstance(out, torch.Tensor) or out.dim() != 4:
         return False
@@ -89,24 +90,17 @@ def _channels_last(name: str, calls: list[tuple[str, nn.Module, object]]) -> boo
     return type(m) in LAST_AXIS and isinstance(o, torch.Tensor) and o.shape == out.shape
 
 
-def _same_values(a: object, b: torch.Tensor) -> bool:
-    return a is b or (isinstance(a, torch.Tensor) and a.numel() == b.numel() and a.shape[0] == b.shape[0]
-                      and a.dtype == b.dtype and torch.equal(a.reshape(b.shape), b))
+def _same_values(a: object, b: object) -> bool:
+    return a is b or (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.numel() == b.numel()
+                      and a.shape[0] == b.shape[0] and a.dtype == b.dtype and torch.equal(a.reshape(b.shape), b))
 
 
-def _output_layer(model: nn.Module, calls: list[tuple[str, nn.Module, object]],
-                  chosen: list[LayerChoice]) -> LayerChoice | None:
+def _output_layer(by_name: dict[str, tuple[nn.Module, object]], chosen: list[LayerChoice]) -> LayerChoice | None:
     """The model's primary output as a layer of its own, when it is not the last chosen layer's output
     (e.g. a functional pooling or a temperature after the last module, or a dict whose logits come earlier)."""
-    from nnreport.context import primary_output
-
-    by_name = {n: out for n, _, out in calls}
-    try:
-        final = primary_output(by_name.get(OUTPUT))
-    except TypeError:
-        return None
+    final = _primary(by_name[OUTPUT][1]) if OUTPUT in by_name else None
     shape = _unit_shape(final)
-    if shape is None or (chosen and _same_values(by_name[chosen[-1].path], final)):
+    if shape is None or (chosen and _same_values(by_name[chosen[-1].path][1], final)):
         return None
     return LayerChoice(OUTPUT, "output", shape)
 
@@ -149,10 +143,10 @@ def representative(model: nn.Module, x: tuple[torch.Tensor, ...], budget: int) -
             groups[-1] = name  # e.g. the ReLU after a conv: show what the next stage sees
     chosen = []
     for n in groups:
-        last = _channels_last(n, calls)
+        last = _channels_last(n, calls, by_name)
         if (s := _unit_shape(by_name[n][1], last)) is not None:
             chosen.append(LayerChoice(n, type(by_name[n][0]).__name__, s, last))
-    if (output := _output_layer(model, calls, chosen)) is not None:
+    if (output := _output_layer(by_name, chosen)) is not None:
         chosen.append(output)
     if not chosen:
         raise Skipped("no layer gives a (batch, features) or (batch, channels, height, width) output to show")
@@ -177,13 +171,14 @@ def named(model: nn.Module, x: tuple[torch.Tensor, ...], paths: Iterable[str]) -
         known = ", ".join(list(n for n in modules if n)[:30])
         raise ValueError(f"[analyses.activations] layers: no module {', '.join(missing)}; modules: {known}")
     calls = _trace(model, x)
-    outs = {n: out for n, _, out in calls}
+    by_name = {n: (m, out) for n, m, out in calls}
     chosen = []
     for p in paths:
-        if p not in outs:
+        if p not in by_name:
             raise NotReached(f"{p} not called for the example inputs (data-dependent control flow?)")
-        last = _channels_last(p, calls)
-        shape = _unit_shape(outs[p] if p != OUTPUT else _primary(outs[p]), last)
+        last = _channels_last(p, calls, by_name)
+        out = by_name[p][1]
+        shape = _unit_shape(out if p != OUTPUT else _primary(out), last)
         if shape is None:
             raise ValueError(f"[analyses.activations] layers: {p} does not output a (batch, features) or "
                              "(batch, channels, height, width) float tensor")
